@@ -1,0 +1,94 @@
+"""Engines, sessions and schema migrations for the job store (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, create_engine
+
+from farm.errors import ServiceUnavailableError, first_line
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_engines: dict[tuple[int, str], Engine] = {}
+
+
+def get_engine(url: str) -> Engine:
+    # One engine per process: a pool inherited across a Celery prefork would share sockets.
+    key = (os.getpid(), url)
+    if key not in _engines:
+        _engines[key] = _create_engine(url)
+    return _engines[key]
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # WAL lets the CLI read while workers write; the busy timeout rides out short write locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    try:
+        with Session(get_engine(url), expire_on_commit=False) as session:
+            yield session
+            session.commit()
+    except OperationalError as exc:
+        raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
+
+
+def upgrade_schema(url: str) -> None:
+    """Bring the database to the newest migration; safe to call from many processes at once."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with _migration_lock(url), get_engine(url).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Serialise concurrent upgrades from several hosts; released at commit.
+                connection.execute(text("SELECT pg_advisory_xact_lock(7146120)"))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        yield
+        return
+    lock_path = Path(parsed.database + ".migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _safe(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+

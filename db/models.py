@@ -1,0 +1,100 @@
+"""Tables of the job store. One Job has one Task per hardware class; a Task yields Variants; a
+Variant has BenchmarkResults (one per measured batch size)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, String, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class TaskState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED)
+
+
+class TaskKind(str, enum.Enum):
+    CONVERT = "convert"
+
+
+class Job(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    kind: str = Field(max_length=32)
+    model_name: str = Field(max_length=255)
+    model_key: str = Field(max_length=512, description="Artifact key of the submitted model.")
+    model_sha256: str = Field(index=True, max_length=64)
+    model_format: str = Field(max_length=32)
+    inputs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    outputs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Task(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
+    hardware: str = Field(max_length=32)
+    kind: str = Field(max_length=32)
+    # A plain string column, not a database enum: new states need no ALTER TYPE on PostgreSQL.
+    state: str = Field(default=TaskState.QUEUED.value, sa_column=Column(String(16), nullable=False))
+    attempts: int = 0
+    worker: str | None = Field(default=None, max_length=255)
+    celery_id: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    queued_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Variant(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
+    task_id: str = Field(foreign_key="task.id", index=True, max_length=32)
+    hardware: str = Field(max_length=32)
+    format: str = Field(max_length=32)
+    precision: str = Field(max_length=16)
+    artifact_key: str = Field(max_length=512)
+    sha256: str = Field(max_length=64)
+    size_bytes: int
+    passed: bool
+    max_abs_error: float
+    max_rel_error: float
+    nan_count: int
+    inf_count: int
+    atol: float
+    rtol: float
+    verification: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False), description="Numbers per output."
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class BenchmarkResult(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    variant_id: int = Field(foreign_key="variant.id", index=True)
+    host: str = Field(max_length=255)
+    hardware: str = Field(max_length=255, description="What the host's hardware is, in words.")
+    runtime: str = Field(max_length=64)
+    batch_size: int
+    p50_ms: float
+    p95_ms: float
+    throughput_per_s: float
+    runs: int
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,83 @@
+"""Reads and writes of the job store. Functions take the session as their first argument and
+leave committing to the caller's ``session_scope``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from db.models import BenchmarkResult, Job, Task, TaskState, Variant, utcnow
+from farm.errors import NotFoundError
+
+
+def create_job(session: Session, job: Job, hardware: Sequence[str], kind: str) -> list[Task]:
+    session.add(job)
+    tasks = [Task(job_id=job.id, hardware=hw, kind=kind) for hw in hardware]
+    session.add_all(tasks)
+    session.flush()
+    return tasks
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id!r} (see `farm jobs`)")
+    return job
+
+
+def recent_jobs(session: Session, limit: int) -> list[Job]:
+    return list(session.exec(select(Job).order_by(col(Job.created_at).desc()).limit(limit)))
+
+
+def tasks_of(session: Session, job_id: str) -> list[Task]:
+    return list(session.exec(select(Task).where(Task.job_id == job_id).order_by(col(Task.hardware))))
+
+
+def variants_of(session: Session, job_id: str) -> list[Variant]:
+    return list(session.exec(select(Variant).where(Variant.job_id == job_id).order_by(col(Variant.id))))
+
+
+def benchmarks_of(session: Session, variant_ids: Sequence[int]) -> list[BenchmarkResult]:
+    query = select(BenchmarkResult).where(col(BenchmarkResult.variant_id).in_(variant_ids))
+    return list(session.exec(query.order_by(col(BenchmarkResult.batch_size))))
+
+
+def job_state(tasks: Sequence[Task]) -> TaskState:
+    states = {TaskState(task.state) for task in tasks}
+    if states <= {TaskState.QUEUED}:
+        return TaskState.QUEUED
+    if not all(state.finished for state in states):
+        return TaskState.RUNNING
+    return TaskState.FAILED if TaskState.FAILED in states else TaskState.SUCCEEDED
+
+
+def claim_task(session: Session, task_id: str, worker: str) -> tuple[Job, Task] | None:
+    """Mark a task running and count the attempt; None when it already finished (a redelivery)."""
+    task = session.exec(select(Task).where(Task.id == task_id).with_for_update()).one_or_none()
+    if task is None:
+        raise NotFoundError(f"no task {task_id!r}")
+    if TaskState(task.state).finished:
+        return None
+    task.state = TaskState.RUNNING
+    task.attempts += 1
+    task.worker = worker
+    task.started_at = utcnow()
+    task.error = None
+    session.add(task)
+    return get_job(session, task.job_id), task
+
+
+def finish_task(session: Session, task_id: str, state: TaskState, error: str | None = None) -> None:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFoundError(f"no task {task_id!r}")
+    task.state = state
+    task.error = error
+    task.finished_at = utcnow()
+    session.add(task)
+
+
+def fail_unsent_tasks(session: Session, task_ids: Sequence[str], error: str) -> None:
+    for task_id in task_ids:
+        finish_task(session, task_id, TaskState.FAILED, error)

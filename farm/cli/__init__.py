@@ -1,0 +1,55 @@
+"""The ``farm`` command line. Every FarmError becomes one line on stderr and its exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from typer.exceptions import Abort, Exit, TyperException
+from rich.console import Console
+
+from farm.cli import cluster, jobs, submit
+from farm.errors import FarmError, first_line
+
+INTERNAL_ERROR_EXIT = 70
+
+app = typer.Typer(
+    name="farm",
+    help="Convert trained models into verified, benchmarked variants for every hardware class.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(cluster.up)
+app.command()(cluster.down)
+app.command()(cluster.worker)
+app.add_typer(submit.app, name="submit")
+app.command("jobs")(jobs.list_jobs)
+app.command()(jobs.status)
+app.command()(jobs.artifacts)
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except FarmError as exc:
+        _fail(str(exc), exc.exit_code)
+    except Exit as exc:
+        sys.exit(exc.exit_code)
+    except Abort:
+        _fail("aborted", 130)
+    except TyperException as exc:
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "farm"
+        _fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("FARM_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {first_line(exc)} (FARM_DEBUG=1 shows more)", INTERNAL_ERROR_EXIT)
+
+
+def _fail(message: str, code: int) -> None:
+    stderr.print(f"[bold red]error:[/] {message}", markup=True)
+    sys.exit(code)

@@ -1,0 +1,124 @@
+"""``farm up``, ``farm down`` and ``farm worker``: the local farm and its workers."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from db.engine import upgrade_schema
+from farm.client import live_queues
+from farm.cluster import LocalFarm, broker_is_local, worker_command
+from farm.errors import ToolchainMissingError, UsageError
+from farm.settings import get_settings
+from queues.app import app
+from queues.names import queue_for, worker_name
+from workers.backends import all_backends, get_backend, parse_hardware_list
+from workers.hardware import detect_hardware_classes
+
+console = Console(highlight=False)
+WORKER_READY_TIMEOUT_S = 60.0
+
+
+def up(
+    status: bool = typer.Option(False, "--status", help="Only show what runs."),
+) -> None:
+    """Start the local farm in the background: Redis plus one worker per detected hardware class."""
+    settings = get_settings()
+    farm = LocalFarm(settings)
+    if status:
+        _show_status(farm)
+        return
+    if broker_is_local(settings):
+        component, started = farm.start_redis()
+        console.print(f"redis   {'started' if started else 'already running'} (pid {component.pid})")
+    else:
+        console.print(f"redis   not started here: the broker is {settings.broker_url}")
+    upgrade_schema(settings.database_url)
+    for hardware in _servable_hardware():
+        component, started = farm.start(f"worker-{hardware}", worker_command(hardware))
+        console.print(f"{hardware:7} worker {'started' if started else 'already running'} (pid {component.pid})")
+        _wait_until_consuming(farm, hardware)
+    console.print(f"state in {settings.home}; stop with `farm down`")
+
+
+def _servable_hardware() -> list[str]:
+    servable = []
+    for hardware in detect_hardware_classes():
+        backend = all_backends().get(hardware)
+        if backend is None:
+            console.print(f"{hardware:7} detected, but farm has no backend for it yet")
+        elif problems := backend.host_problems():
+            console.print(f"{hardware:7} worker not started: {'; '.join(problems)}")
+        else:
+            servable.append(hardware)
+    return servable
+
+
+def _wait_until_consuming(farm: LocalFarm, hardware: str) -> None:
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+    while time.monotonic() < deadline and farm.component(f"worker-{hardware}").running:
+        if queue_for(hardware) in (live_queues(app, timeout_s=1.0) or set()):
+            return
+        time.sleep(0.5)
+    log = farm.component(f"worker-{hardware}").log
+    console.print(f"[yellow]{hardware} worker is not consuming its queue yet: see {log}[/]")
+
+
+def _show_status(farm: LocalFarm) -> None:
+    table = Table("component", "state", "pid", "log")
+    for component in farm.components():
+        state = "[green]running[/]" if component.running else "[red]stopped[/]"
+        table.add_row(component.name, state, str(component.pid or "-"), str(component.log))
+    console.print(table if table.row_count else "nothing started by `farm up` here")
+    console.print(f"broker {farm.settings.broker_url}\ndatabase {farm.settings.database_url}")
+
+
+def down() -> None:
+    """Stop what `farm up` started, workers first."""
+    stopped = LocalFarm(get_settings()).stop_all()
+    console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def worker(
+    hw: str = typer.Option("auto", "--hw", help="Hardware classes to serve, e.g. cpu or cpu,arm; auto detects."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1, help="Parallel tasks."),
+    name: str | None = typer.Option(None, "--name", help="Worker name; default <hw>@<host>."),
+) -> None:
+    """Run a Celery worker consuming exactly the queues of its hardware classes."""
+    settings = get_settings()
+    hardware = _worker_hardware(hw)
+    _refuse_without_toolchain(hardware)
+    upgrade_schema(settings.database_url)
+    import workers.tasks  # noqa: F401  (registers the task bodies)
+
+    app.worker_main(
+        [
+            "worker",
+            "--queues", ",".join(queue_for(h) for h in hardware),
+            "--hostname", name or worker_name(hardware),
+            "--concurrency", str(concurrency or settings.worker_concurrency),
+            "--task-events",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel", "INFO",
+        ]
+    )  # fmt: skip
+
+
+def _worker_hardware(text: str) -> list[str]:
+    if text.strip().lower() != "auto":
+        return parse_hardware_list(text)
+    detected = [hw for hw in detect_hardware_classes() if hw in all_backends()]
+    if not detected:
+        raise UsageError("no hardware class of this host has a backend; name one with --hw")
+    return detected
+
+
+def _refuse_without_toolchain(hardware: list[str]) -> None:
+    for name in hardware:
+        problems = get_backend(name).host_problems()
+        if problems:
+            raise ToolchainMissingError(f"the {name} worker cannot take its queue: {'; '.join(problems)}")

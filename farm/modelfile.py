@@ -1,0 +1,162 @@
+"""Recognise and sanity-check a model file on the client, before anything is stored or queued.
+
+Nothing here imports TensorFlow: a submitting machine needs only the base install.
+"""
+
+from __future__ import annotations
+
+import enum
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from farm.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError, UsageError, first_line
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+class ModelFormat(str, enum.Enum):
+    FROZEN_GRAPH = "frozen_graph"
+    SAVED_MODEL = "saved_model"
+    KERAS = "keras"
+    ONNX = "onnx"
+
+
+@dataclass(frozen=True)
+class TensorArg:
+    """A tensor named on the command line, optionally with its shape (None for an unknown dim)."""
+
+    name: str
+    shape: tuple[int | None, ...] | None = None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": None if self.shape is None else list(self.shape)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TensorArg:
+        shape = data.get("shape")
+        return cls(data["name"], None if shape is None else tuple(shape))
+
+
+def detect_format(path: Path) -> ModelFormat:
+    """The format of the model at ``path``; raises a ModelError saying what is wrong with it."""
+    if not path.exists():
+        raise ModelNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return _check_saved_model(path)
+    checks = {
+        ".pb": _check_frozen_graph,
+        ".onnx": _check_onnx,
+        ".keras": _check_keras_archive,
+        ".h5": _check_hdf5,
+        ".hdf5": _check_hdf5,
+    }
+    check = checks.get(path.suffix.lower())
+    if check is None:
+        raise UnsupportedModelError(
+            f"{path}: not a model format farm reads "
+            "(expected a frozen graph .pb, a SavedModel folder, .keras, .h5 or .onnx)"
+        )
+    return check(path)
+
+
+def _check_saved_model(path: Path) -> ModelFormat:
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        return ModelFormat.SAVED_MODEL
+    raise UnsupportedModelError(f"{path}: a folder, but not a SavedModel (no saved_model.pb inside)")
+
+
+def _check_frozen_graph(path: Path) -> ModelFormat:
+    if path.name == "saved_model.pb":
+        raise UsageError(f"{path}: this is part of a SavedModel; submit its folder {path.parent} instead")
+    graph = _minimal_graph_def_class()()
+    try:
+        graph.ParseFromString(path.read_bytes())
+    except Exception as exc:  # protobuf raises DecodeError, or RuntimeError from upb
+        raise CorruptModelError(f"{path}: not a valid TensorFlow GraphDef (corrupt protobuf)") from exc
+    if not graph.node or any(not node.op or not node.name for node in graph.node):
+        raise CorruptModelError(f"{path}: not a valid TensorFlow GraphDef (no well-formed graph nodes)")
+    return ModelFormat.FROZEN_GRAPH
+
+
+def _check_onnx(path: Path) -> ModelFormat:
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        raise CorruptModelError(f"{path}: not a valid ONNX model ({first_line(exc)})") from exc
+    return ModelFormat.ONNX
+
+
+def _check_keras_archive(path: Path) -> ModelFormat:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CorruptModelError(f"{path}: not a valid .keras archive ({exc})") from exc
+    if "config.json" not in names:
+        raise CorruptModelError(f"{path}: not a valid .keras archive (no config.json inside)")
+    return ModelFormat.KERAS
+
+
+def _check_hdf5(path: Path) -> ModelFormat:
+    with path.open("rb") as handle:
+        if handle.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
+            raise CorruptModelError(f"{path}: not a valid HDF5 Keras model (bad file signature)")
+    return ModelFormat.KERAS
+
+
+
+def _minimal_graph_def_class() -> type:
+    """A GraphDef message holding only node names and ops.
+
+    Enough to tell a real frozen graph from random bytes without TensorFlow; every other
+    field survives parsing as an unknown field.
+    """
+    proto = descriptor_pb2.FileDescriptorProto(name="farm_minimal_graph.proto", package="farm_minimal")
+    node = proto.message_type.add(name="NodeDef")
+    for number, name in ((1, "name"), (2, "op")):
+        node.field.add(name=name, number=number, type=9, label=1)  # TYPE_STRING, LABEL_OPTIONAL
+    node.field.add(name="input", number=3, type=9, label=3)  # LABEL_REPEATED
+    graph = proto.message_type.add(name="GraphDef")
+    graph.field.add(name="node", number=1, type=11, label=3, type_name=".farm_minimal.NodeDef")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("farm_minimal.GraphDef"))
+
+
+def parse_tensor_arg(text: str) -> TensorArg:
+    """Parse ``NAME[:shape]``: ``image``, ``image:0``, ``image:0:?,224,224,3`` or ``x:[1,8]``.
+
+    A trailing all-digit part is a tensor index (``:0``), so a one-dimensional shape is
+    written with brackets or a trailing comma: ``x:[5]`` or ``x:5,``.
+    """
+    text = text.strip()
+    name, sep, last = text.rpartition(":")
+    if not sep or last.isdigit():
+        return TensorArg(_checked_name(text, text))
+    return TensorArg(_checked_name(name, text), _parse_shape(last, text))
+
+
+def _checked_name(name: str, original: str) -> str:
+    if not name or any(ch.isspace() for ch in name):
+        raise UsageError(f"bad tensor {original!r}: expected NAME[:shape], e.g. image:0:?,224,224,3")
+    return name
+
+
+def _parse_shape(text: str, original: str) -> tuple[int | None, ...]:
+    dims = [dim.strip() for dim in text.strip("[]() ").split(",") if dim.strip()]
+    if not dims:
+        raise UsageError(f"bad shape in {original!r}: no dimensions")
+    shape: list[int | None] = []
+    for dim in dims:
+        if dim in ("?", "-1", "None", "none"):
+            shape.append(None)
+        elif dim.isdigit() and int(dim) > 0:
+            shape.append(int(dim))
+        else:
+            raise UsageError(f"bad shape in {original!r}: dimension {dim!r} is not a positive integer or ?")
+    return tuple(shape)

@@ -1,0 +1,75 @@
+"""All of farm's settings, in one place.
+
+Read from ``FARM_*`` environment variables, then an optional ``farm.toml`` (path in
+``FARM_CONFIG``, default ``./farm.toml``), then the embedded local defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_BROKER_PORT = 6390  # not 6379, so a farm never collides with a system Redis
+
+
+class FarmSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FARM_", extra="ignore")
+
+    home: Path = Field(default=Path(".farm"), description="State folder: database, pids, logs, artifacts.")
+    broker_url: str = f"redis://127.0.0.1:{DEFAULT_BROKER_PORT}/0"
+    database_url: str = Field(default="", description="Empty means SQLite at <home>/farm.db.")
+    artifact_root: Path = Field(default=Path(""), description="Empty means <home>/artifacts.")
+    worker_concurrency: int = Field(default=1, ge=1)
+    task_time_limit_s: int = Field(default=3600, ge=10, description="Hard limit for one task.")
+    task_soft_time_limit_s: int = Field(default=0, ge=0, description="0 means 90% of the hard limit.")
+    max_attempts: int = Field(default=3, ge=1, description="Deliveries of one task before it is failed.")
+    worker_probe_timeout_s: float = Field(default=1.0, gt=0, description="How long status waits for pings.")
+    verify_batch: int = Field(default=4, ge=1)
+    verify_atol: float = 1e-4
+    verify_rtol: float = 1e-3
+    bench_seconds: float = Field(default=2.0, gt=0, description="Time budget of each latency window.")
+    bench_batch: int = Field(default=32, ge=1, description="Batch size of the throughput measurement.")
+
+    @model_validator(mode="after")
+    def _fill_derived_defaults(self) -> FarmSettings:
+        self.home = self.home.expanduser().absolute()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'farm.db'}"
+        if self.artifact_root == Path(""):
+            self.artifact_root = self.home / "artifacts"
+        self.artifact_root = self.artifact_root.expanduser().absolute()
+        if not self.task_soft_time_limit_s:
+            self.task_soft_time_limit_s = int(self.task_time_limit_s * 0.9)
+        return self
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        # Redis re-delivers an unacked message after this long: it must outlast the longest
+        # task, or a slow conversion would run twice.
+        return self.task_time_limit_s + 600
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("FARM_CONFIG", "farm.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> FarmSettings:
+    return FarmSettings()

@@ -1,0 +1,42 @@
+"""The Celery application, configured from farm's settings.
+
+Conversions are long and precious, so a message is acknowledged only after its task ends
+(``acks_late``), put back if the worker process dies (``reject_on_worker_lost``), and a worker
+takes one message at a time (prefetch 1). Only JSON crosses the broker: task arguments are ids
+and artifact keys, never model bytes.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from farm.settings import FarmSettings, get_settings
+
+
+def make_app(settings: FarmSettings) -> Celery:
+    app = Celery("farm", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_ignore_result=True,  # state lives in the job store, not in Celery results
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_hijack_root_logger=False,
+        task_default_queue="cpu",
+        task_create_missing_queues=True,
+    )
+    return app
+
+
+app = make_app(get_settings())

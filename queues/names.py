@@ -1,0 +1,15 @@
+"""Queue names. Every hardware class has a queue of the same name, consumed only by workers
+that have that hardware."""
+
+from __future__ import annotations
+
+CONVERT_TASK = "farm.convert"
+
+
+def queue_for(hardware: str) -> str:
+    return hardware
+
+
+def worker_name(hardware: list[str]) -> str:
+    # Celery expands %h to the host name: cpu@host, or cpu+arm@host for a multi-queue worker.
+    return "+".join(hardware) + "@%h"

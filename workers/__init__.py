@@ -1,0 +1,1 @@
+"""Worker side: Celery task bodies, conversion backends, runtimes and hardware detection."""

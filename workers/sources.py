@@ -1,0 +1,280 @@
+"""Load a submitted model as the *source*: the reference every variant is verified against.
+
+Every TensorFlow format (frozen graph, SavedModel, Keras) is reduced to one frozen GraphDef with
+named input and output tensors, which is what tf2onnx converts; the reference outputs come from
+running the original model itself (the graph, the serving signature, the Keras model).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.errors import CorruptModelError, ModelError, ToolchainMissingError, first_line
+from farm.modelfile import ModelFormat, TensorArg
+
+ONNX_OPSET = 17
+# Ops that end a graph without being a model output.
+NON_OUTPUT_OPS = {"NoOp", "Const", "Placeholder", "PlaceholderWithDefault", "Assert", "VarHandleOp"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str  # tensor name, as the ONNX variant also names it ("image:0")
+    shape: tuple[int | None, ...]
+    dtype: str  # numpy dtype name
+
+
+class SourceModel:
+    """A model's inputs, outputs, a way to run it, and a way to turn it into ONNX."""
+
+    def __init__(
+        self,
+        inputs: list[TensorSpec],
+        output_names: list[str],
+        run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
+        write_onnx: Callable[[Path], None],
+        runtime: str,
+    ) -> None:
+        self.inputs = inputs
+        self.output_names = output_names
+        self.run = run
+        self.write_onnx = write_onnx
+        self.runtime = runtime
+
+
+def load_source(path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: list[str]) -> SourceModel:
+    if fmt is ModelFormat.ONNX:
+        return _onnx_source(path, inputs)
+    tf = _import_tensorflow()
+    try:
+        loaded = _LOADERS[fmt](tf, path, inputs, outputs)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise CorruptModelError(f"{path.name}: TensorFlow could not load it ({first_line(exc)})") from exc
+    return loaded
+
+
+def _import_tensorflow() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+        import tf2onnx  # noqa: F401
+    except ImportError as exc:
+        raise ToolchainMissingError(
+            f"converting TensorFlow models needs {exc.name}: pip install 'farm[tf]'"
+        ) from exc
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+# --- frozen graph -----------------------------------------------------------------------------
+
+
+def _frozen_graph_source(tf: Any, path: Path, inputs: list[TensorArg], outputs: list[str]) -> SourceModel:
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(path.read_bytes())
+    nodes = {node.name: node for node in graph_def.node}
+    specs = _frozen_graph_inputs(tf, nodes, inputs)
+    output_names = [_tensor_name(name) for name in outputs] or _graph_sinks(graph_def)
+    for name in output_names:
+        _require_node(nodes, name, "output")
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    pruned = wrapped.prune([spec.name for spec in specs], output_names)
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        results = pruned(*[tf.constant(feeds[spec.name]) for spec in specs])
+        return [np.asarray(result) for result in _as_list(results)]
+
+    return _tf_source(tf, graph_def, specs, output_names, run)
+
+
+def _frozen_graph_inputs(tf: Any, nodes: dict, inputs: list[TensorArg]) -> list[TensorSpec]:
+    named = inputs or [TensorArg(name) for name, node in nodes.items() if node.op == "Placeholder"]
+    if not named:
+        raise ModelError("the graph has no Placeholder inputs; name them with --inputs NAME[:shape]")
+    specs = []
+    for arg in named:
+        node = _require_node(nodes, arg.name, "input")
+        dtype = tf.dtypes.as_dtype(node.attr["dtype"].type).as_numpy_dtype if "dtype" in node.attr else None
+        shape = arg.shape or _placeholder_shape(node)
+        specs.append(TensorSpec(_tensor_name(arg.name), shape, np.dtype(dtype or np.float32).name))
+    return specs
+
+
+def _placeholder_shape(node: Any) -> tuple[int | None, ...]:
+    shape = node.attr["shape"].shape
+    return tuple(None if dim.size < 0 else dim.size for dim in shape.dim)
+
+
+def _graph_sinks(graph_def: Any) -> list[str]:
+    consumed = {_node_name(name) for node in graph_def.node for name in node.input}
+    sinks = [
+        f"{node.name}:0"
+        for node in graph_def.node
+        if node.name not in consumed and node.op not in NON_OUTPUT_OPS
+    ]
+    if not sinks:
+        raise ModelError("no output tensors found in the graph; name them with --outputs NAME")
+    return sinks
+
+
+def _require_node(nodes: dict, tensor: str, role: str) -> Any:
+    node = nodes.get(_node_name(tensor))
+    if node is None:
+        raise ModelError(f"{role} {tensor!r} is not a node of the graph")
+    return node
+
+
+def _node_name(tensor: str) -> str:
+    return tensor.lstrip("^").split(":")[0]
+
+
+def _tensor_name(name: str) -> str:
+    return name if ":" in name else f"{name}:0"
+
+
+# --- SavedModel and Keras: both become a concrete function, then a frozen graph ----------------
+
+
+def _saved_model_source(tf: Any, path: Path, inputs: list[TensorArg], outputs: list[str]) -> SourceModel:
+    loaded = tf.saved_model.load(str(path))
+    signatures = dict(loaded.signatures)
+    if not signatures:
+        raise ModelError(f"{path.name}: the SavedModel has no signatures to serve")
+    signature = signatures.get("serving_default") or next(iter(signatures.values()))
+    keyword_specs = signature.structured_input_signature[1]
+
+    def call(arrays: list[np.ndarray]) -> Any:
+        # The signature takes keyword arguments; the frozen inputs follow their sorted order.
+        return signature(**dict(zip(sorted(keyword_specs), arrays, strict=True)))
+
+    return _function_source(tf, signature, call, inputs, outputs, keep=loaded)
+
+
+def _keras_source(tf: Any, path: Path, inputs: list[TensorArg], outputs: list[str]) -> SourceModel:
+    import keras
+
+    model = keras.models.load_model(str(path), compile=False)
+    specs = [tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name) for tensor in model.inputs]
+
+    def call(arrays: list[np.ndarray]) -> Any:
+        return model(arrays if len(arrays) > 1 else arrays[0], training=False)
+
+    function = tf.function(lambda *args: call(list(args))).get_concrete_function(*specs)
+    return _function_source(tf, function, call, inputs, outputs, keep=model)
+
+
+def _function_source(
+    tf: Any, function: Any, call: Callable, inputs: list[TensorArg], outputs: list[str], keep: Any
+) -> SourceModel:
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(function)
+    all_outputs = [tensor.name for tensor in frozen.outputs]
+    selected = _select_outputs(all_outputs, outputs)
+    specs = _function_inputs(frozen, inputs)
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        _ = keep  # the loaded model must outlive its functions
+        results = [np.asarray(r) for r in tf.nest.flatten(call([feeds[s.name] for s in specs]))]
+        return [results[all_outputs.index(name)] for name in selected]
+
+    return _tf_source(tf, frozen.graph.as_graph_def(), specs, selected, run)
+
+
+def _function_inputs(frozen: Any, inputs: list[TensorArg]) -> list[TensorSpec]:
+    shapes = {_tensor_name(arg.name): arg.shape for arg in inputs}
+    specs = [
+        TensorSpec(
+            tensor.name,
+            shapes.get(tensor.name) or tuple(tensor.shape.as_list()),
+            tensor.dtype.as_numpy_dtype().dtype.name,
+        )
+        for tensor in frozen.inputs
+    ]
+    unknown = set(shapes) - {spec.name for spec in specs}
+    if unknown:
+        have = ", ".join(spec.name for spec in specs)
+        raise ModelError(f"no input named {', '.join(sorted(unknown))} (the model has: {have})")
+    return specs
+
+
+def _select_outputs(available: list[str], wanted: list[str]) -> list[str]:
+    if not wanted:
+        return available
+    selected = [_tensor_name(name) for name in wanted]
+    unknown = [name for name in selected if name not in available]
+    if unknown:
+        raise ModelError(f"no output named {', '.join(unknown)} (the model has: {', '.join(available)})")
+    return selected
+
+
+def _tf_source(
+    tf: Any, graph_def: Any, specs: list[TensorSpec], output_names: list[str], run: Callable
+) -> SourceModel:
+    def write_onnx(target: Path) -> None:
+        import tf2onnx
+
+        tf2onnx.convert.from_graph_def(
+            graph_def,
+            input_names=[spec.name for spec in specs],
+            output_names=output_names,
+            opset=ONNX_OPSET,
+            output_path=str(target),
+        )
+
+    return SourceModel(specs, output_names, run, write_onnx, runtime=f"tensorflow {tf.__version__}")
+
+
+_LOADERS = {
+    ModelFormat.FROZEN_GRAPH: _frozen_graph_source,
+    ModelFormat.SAVED_MODEL: _saved_model_source,
+    ModelFormat.KERAS: _keras_source,
+}
+
+
+# --- ONNX: already converted; its own unoptimised run is the reference -------------------------
+
+
+def _onnx_source(path: Path, inputs: list[TensorArg]) -> SourceModel:
+    import shutil
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    shapes = {arg.name: arg.shape for arg in inputs}
+    specs = [
+        TensorSpec(
+            i.name,
+            shapes.get(i.name) or tuple(d if isinstance(d, int) else None for d in i.shape),
+            _onnx_numpy_dtype(i.type),
+        )
+        for i in session.get_inputs()
+    ]
+    output_names = [o.name for o in session.get_outputs()]
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return list(session.run(output_names, feeds))
+
+    return SourceModel(
+        specs, output_names, run, lambda target: shutil.copyfile(path, target), f"onnxruntime {ort.__version__}"
+    )
+
+
+def _onnx_numpy_dtype(onnx_type: str) -> str:
+    name = onnx_type.removeprefix("tensor(").removesuffix(")")
+    return {"float": "float32", "double": "float64", "float16": "float16"}.get(name, name)
+
+
+def _as_list(results: Any) -> list:
+    return list(results) if isinstance(results, (list, tuple)) else [results]
+
