@@ -91,4 +91,3 @@ def _migration_lock(url: str) -> Iterator[None]:
 
 def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
-

@@ -111,7 +111,11 @@ class LocalFarm:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with current.log.open("ab") as log:
             process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self._pid_file(name).write_text(f"{process.pid}\n")
         return Component(name, process.pid, current.log), True

@@ -109,7 +109,6 @@ def _check_hdf5(path: Path) -> ModelFormat:
     return ModelFormat.KERAS
 
 
-
 def _minimal_graph_def_class() -> type:
     """A GraphDef message holding only node names and ops.
 

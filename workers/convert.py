@@ -46,9 +46,7 @@ class VariantOutcome:
 def build_variants(request: ConversionRequest, settings: FarmSettings) -> list[VariantOutcome]:
     store = ArtifactStore(settings.artifact_root)
     backend = get_backend(request.hardware)
-    source = load_source(
-        store.path(request.model_key), request.model_format, request.inputs, request.outputs
-    )
+    source = load_source(store.path(request.model_key), request.model_format, request.inputs, request.outputs)
     with tempfile.TemporaryDirectory(prefix=f"farm-{request.job_id}-") as workdir:
         return [
             _check_and_store(built, request, settings, store, backend.load(built), source)

@@ -266,7 +266,11 @@ def _onnx_source(path: Path, inputs: list[TensorArg]) -> SourceModel:
         return list(session.run(output_names, feeds))
 
     return SourceModel(
-        specs, output_names, run, lambda target: shutil.copyfile(path, target), f"onnxruntime {ort.__version__}"
+        specs,
+        output_names,
+        run,
+        lambda target: shutil.copyfile(path, target),
+        f"onnxruntime {ort.__version__}",
     )
 
 
@@ -277,4 +281,3 @@ def _onnx_numpy_dtype(onnx_type: str) -> str:
 
 def _as_list(results: Any) -> list:
     return list(results) if isinstance(results, (list, tuple)) else [results]
-

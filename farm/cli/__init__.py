@@ -6,8 +6,8 @@ import os
 import sys
 
 import typer
-from typer.exceptions import Abort, Exit, TyperException
 from rich.console import Console
+from typer.exceptions import Abort, Exit, TyperException
 
 from farm.cli import cluster, jobs, submit
 from farm.errors import FarmError, first_line
@@ -47,7 +47,10 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("FARM_DEBUG"):
             raise
-        _fail(f"internal error: {type(exc).__name__}: {first_line(exc)} (FARM_DEBUG=1 shows more)", INTERNAL_ERROR_EXIT)
+        _fail(
+            f"internal error: {type(exc).__name__}: {first_line(exc)} (FARM_DEBUG=1 shows more)",
+            INTERNAL_ERROR_EXIT,
+        )
 
 
 def _fail(message: str, code: int) -> None:

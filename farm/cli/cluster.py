@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from db.engine import upgrade_schema
+from farm.cli.render import console
 from farm.client import live_queues
 from farm.cluster import LocalFarm, broker_is_local, worker_command
 from farm.errors import ToolchainMissingError, UsageError
@@ -18,7 +18,6 @@ from queues.names import queue_for, worker_name
 from workers.backends import all_backends, get_backend, parse_hardware_list
 from workers.hardware import detect_hardware_classes
 
-console = Console(highlight=False)
 WORKER_READY_TIMEOUT_S = 60.0
 
 
@@ -39,7 +38,9 @@ def up(
     upgrade_schema(settings.database_url)
     for hardware in _servable_hardware():
         component, started = farm.start(f"worker-{hardware}", worker_command(hardware))
-        console.print(f"{hardware:7} worker {'started' if started else 'already running'} (pid {component.pid})")
+        console.print(
+            f"{hardware:7} worker {'started' if started else 'already running'} (pid {component.pid})"
+        )
         _wait_until_consuming(farm, hardware)
     console.print(f"state in {settings.home}; stop with `farm down`")
 
@@ -83,7 +84,9 @@ def down() -> None:
 
 
 def worker(
-    hw: str = typer.Option("auto", "--hw", help="Hardware classes to serve, e.g. cpu or cpu,arm; auto detects."),
+    hw: str = typer.Option(
+        "auto", "--hw", help="Hardware classes to serve, e.g. cpu or cpu,arm; auto detects."
+    ),
     concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1, help="Parallel tasks."),
     name: str | None = typer.Option(None, "--name", help="Worker name; default <hw>@<host>."),
 ) -> None:

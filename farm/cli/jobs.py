@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from farm.cli.render import STATE_STYLE, job_table
+from farm.cli.render import STATE_STYLE, console, job_table
 from farm.client import copy_artifacts, live_queues, load_job, recent_jobs
 from farm.settings import get_settings
 from queues.app import app as celery_app
 
-console = Console(highlight=False, soft_wrap=True)  # one line per job, even in a pipe
 
 
 def list_jobs(limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first.")) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 
 from farm.client import JobView, task_state_text
+
+# In a pipe (scripts, CI logs, tests) rich would wrap at 80 columns; lines stay whole instead.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan"}
 

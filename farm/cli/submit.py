@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.live import Live
 
-from farm.cli.render import job_table
+from farm.cli.render import console, job_table
 from farm.client import JobView, live_queues, load_job, submit_convert
 from farm.errors import FarmError
 from farm.modelfile import parse_tensor_arg
@@ -17,7 +16,6 @@ from farm.settings import get_settings
 from queues.app import app as celery_app
 
 app = typer.Typer(help="Submit work to the farm.", no_args_is_help=True)
-console = Console(highlight=False)
 POLL_S = 0.5
 
 
@@ -30,7 +28,9 @@ def convert(
     ),
     outputs: list[str] = typer.Option([], "--outputs", help="Output tensor NAME. Repeat for several."),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until every task ends."),
-    timeout: float = typer.Option(0, "--timeout", min=0, help="With --wait: give up after this many seconds."),
+    timeout: float = typer.Option(
+        0, "--timeout", min=0, help="With --wait: give up after this many seconds."
+    ),
 ) -> None:
     """Convert MODEL into a verified, benchmarked variant per hardware class."""
     settings = get_settings()

@@ -1,0 +1,203 @@
+"""Shared fixtures: a real Redis server, real databases (SQLite and PostgreSQL), real workers.
+
+PostgreSQL is found at FARM_TEST_POSTGRES_URL (default: the local server's `test` database);
+when it cannot be reached, the PostgreSQL half of each parametrised test is skipped with a
+message saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from farm.client import live_queues
+from farm.cluster import redis_server_binary
+from farm.settings import FarmSettings
+from queues.app import make_app
+
+POSTGRES_ADMIN_URL = os.environ.get("FARM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+WORKER_START_TIMEOUT_S = 90
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server of our own on a free port, for the whole session."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def _postgres_database() -> Iterator[str]:
+    name = f"farm_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({exc}); PostgreSQL half skipped")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+        try:
+            yield f"{base}/{name}"
+        finally:
+            from db.engine import _engines
+
+            for engine in list(_engines.values()):
+                engine.dispose()
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'farm.db'}"
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'farm.db'}"
+
+
+def farm_environment(home: Path, broker_url: str, database_url: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FARM_")}
+    env.update(
+        FARM_HOME=str(home),
+        FARM_BROKER_URL=broker_url,
+        FARM_DATABASE_URL=database_url,
+        FARM_BENCH_SECONDS="0.2",  # benchmarks are measured, not judged, in tests
+        FARM_BENCH_BATCH="8",
+        FARM_CONFIG=str(home / "absent.toml"),
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    return env
+
+
+class Farm:
+    """A farm for one test: its environment, CLI runner and worker processes."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.settings = FarmSettings(
+            home=Path(env["FARM_HOME"]), broker_url=env["FARM_BROKER_URL"], database_url=env["FARM_DATABASE_URL"]
+        )
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.app = make_app(self.settings)
+        self.workers: list[subprocess.Popen] = []
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "farm", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start_worker(self, hardware: str = "cpu") -> subprocess.Popen:
+        log = (Path(self.env["FARM_HOME"]) / f"worker-{len(self.workers)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "farm", "worker", "--hw", hardware, "--name", f"{hardware}-{uuid.uuid4().hex[:6]}@%h"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(process)
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while hardware not in (live_queues(self.app, timeout_s=0.5) or set()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"worker did not start:\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(0.3)
+        return process
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.workers:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def farm(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Farm]:
+    redis.Redis.from_url(redis_url).flushdb()  # no messages left over from an earlier test
+    instance = Farm(farm_environment(tmp_path / "home", redis_url, database_url))
+    yield instance
+    instance.stop_workers()
+
+
+@pytest.fixture
+def sqlite_farm(tmp_path: Path, redis_url: str, sqlite_url: str) -> Iterator[Farm]:
+    redis.Redis.from_url(redis_url).flushdb()
+    instance = Farm(farm_environment(tmp_path / "home", redis_url, sqlite_url))
+    yield instance
+    instance.stop_workers()
+
+
+@pytest.fixture(scope="session")
+def sample_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sample classifier in every TensorFlow format farm reads, plus an ONNX export."""
+    from workers.samples import write_all_formats
+
+    return write_all_formats(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def junk_files(tmp_path: Path) -> dict[str, Path]:
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    corrupt = folder / "corrupt.pb"
+    corrupt.write_bytes(bytes(range(256)) * 4)
+    text = folder / "notes.txt"
+    text.write_text("not a model\n")
+    text_pb = folder / "text.pb"
+    text_pb.write_text("hello, I am not a graph\n")
+    folder_model = folder / "empty_dir"
+    folder_model.mkdir()
+    return {"corrupt_pb": corrupt, "text_file": text, "text_pb": text_pb, "empty_dir": folder_model}
+
+
+def copy_model(source: Path, target: Path) -> Path:
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
+    return target

@@ -1,0 +1,143 @@
+"""End to end: the CLI submits, Redis carries, a real Celery worker converts, the store records."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from sqlmodel import select
+
+from db.engine import session_scope
+from db.models import BenchmarkResult, Job, Task, TaskState, Variant
+from farm.artifacts import sha256_of
+from tests.conftest import Farm
+from workers.samples import INPUT_SHAPE
+
+pytestmark = pytest.mark.integration
+FORMATS = ("frozen_graph", "saved_model", "keras", "h5")
+
+
+def wait_for_tasks(farm: Farm, job_ids: list[str], timeout: float = 240) -> list[Task]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope(farm.settings.database_url) as session:
+            tasks = list(session.exec(select(Task).where(Task.job_id.in_(job_ids))))  # type: ignore[union-attr]
+        if tasks and all(TaskState(task.state).finished for task in tasks):
+            return tasks
+        if time.monotonic() > deadline:
+            pytest.fail(f"tasks not finished in {timeout} s: {[(t.hardware, t.state) for t in tasks]}")
+        time.sleep(0.5)
+
+
+def submit(farm: Farm, model: Path, *extra: str) -> str:
+    result = farm.cli("submit", "convert", str(model), "--hw", "cpu", *extra)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[0]
+
+
+def test_every_format_converts_to_a_verified_cpu_variant(farm: Farm, sample_models: dict[str, Path]) -> None:
+    job_ids = {fmt: submit(farm, sample_models[fmt]) for fmt in FORMATS}
+
+    # No worker yet: the task is shown as waiting, not silently hanging.
+    status = farm.cli("status", job_ids["keras"])
+    assert status.returncode == 0, status.stderr
+    assert "waiting for a cpu worker" in status.stdout
+
+    farm.start_worker("cpu")
+    tasks = wait_for_tasks(farm, list(job_ids.values()))
+    assert [(t.state, t.error) for t in tasks] == [("succeeded", None)] * len(FORMATS)
+    assert all(t.attempts == 1 and t.worker and t.worker.startswith("cpu-") for t in tasks)
+
+    with session_scope(farm.settings.database_url) as session:
+        jobs = {job.id: job for job in session.exec(select(Job))}
+        variants = list(session.exec(select(Variant)))
+        benchmarks = list(session.exec(select(BenchmarkResult)))
+    assert {jobs[v.job_id].model_format for v in variants} == {"frozen_graph", "saved_model", "keras"}
+    assert len(variants) == len(FORMATS)
+    assert len(benchmarks) == 2 * len(FORMATS)  # batch 1 and the large batch
+    assert {b.batch_size for b in benchmarks} == {1, 8}
+    assert all(b.p50_ms > 0 and b.p95_ms >= b.p50_ms and b.throughput_per_s > 0 for b in benchmarks)
+
+    expected = _tensorflow_outputs(sample_models["keras"])
+    for variant in variants:
+        assert variant.passed and (variant.format, variant.precision) == ("onnx", "fp32")
+        assert variant.max_abs_error < 1e-4 and variant.nan_count == variant.inf_count == 0
+        artifact = farm.settings.artifact_root / variant.artifact_key
+        assert sha256_of(artifact) == variant.sha256
+        assert artifact.stat().st_size == variant.size_bytes
+        np.testing.assert_allclose(_onnx_outputs(artifact), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_wait_status_jobs_and_artifacts(farm: Farm, sample_models: dict[str, Path], tmp_path: Path) -> None:
+    farm.start_worker("cpu")
+    waited = farm.cli("submit", "convert", str(sample_models["frozen_graph"]), "--hw", "cpu", "--wait")
+    assert waited.returncode == 0, waited.stderr
+    job_id = waited.stdout.splitlines()[0].strip()
+    assert "succeeded" in waited.stdout and "cpu onnx fp32" in waited.stdout
+
+    jobs = farm.cli("jobs")
+    assert jobs.returncode == 0 and job_id in jobs.stdout and "succeeded" in jobs.stdout
+
+    status = farm.cli("status", job_id)
+    assert "pass" in status.stdout and f"variants/{job_id}/cpu/fp32/model.onnx" in status.stdout
+
+    copied = farm.cli("artifacts", job_id, "--to", str(tmp_path / "out"))
+    assert copied.returncode == 0, copied.stderr
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in files] == [f"{job_id}-cpu-fp32.onnx"]
+    np.testing.assert_allclose(
+        _onnx_outputs(files[0]), _tensorflow_outputs(sample_models["keras"]), atol=1e-5, rtol=1e-4
+    )
+
+
+def test_a_worker_process_killed_mid_task_loses_no_work(
+    sqlite_farm: Farm, sample_models: dict[str, Path]
+) -> None:
+    worker = sqlite_farm.start_worker("cpu")
+    job_id = submit(sqlite_farm, sample_models["saved_model"])
+    _wait_until_running(sqlite_farm, job_id)
+    for child in _children(worker.pid):
+        os.kill(child, signal.SIGKILL)  # the pool process dies as if out of memory
+
+    [task] = wait_for_tasks(sqlite_farm, [job_id])
+    assert task.state == "succeeded" and task.attempts == 2
+    with session_scope(sqlite_farm.settings.database_url) as session:
+        assert len(list(session.exec(select(Variant).where(Variant.job_id == job_id)))) == 1
+
+
+def _wait_until_running(farm: Farm, job_id: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(farm.settings.database_url) as session:
+            task = session.exec(select(Task).where(Task.job_id == job_id)).one()
+        if task.state == "running":
+            return
+        time.sleep(0.05)
+    pytest.fail("the task never started running")
+
+
+def _children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert children, "the worker has no pool process"
+    return [int(child) for child in children]
+
+
+def _tensorflow_outputs(keras_file: Path) -> np.ndarray:
+    import keras
+
+    model = keras.models.load_model(keras_file, compile=False)
+    return np.asarray(model(_inputs(), training=False))
+
+
+def _onnx_outputs(onnx_file: Path) -> np.ndarray:
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: _inputs()})[0]
+
+
+def _inputs() -> np.ndarray:
+    return np.random.default_rng(1).standard_normal((3, *INPUT_SHAPE)).astype(np.float32)
