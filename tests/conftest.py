@@ -8,7 +8,6 @@ message saying so.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -114,7 +113,9 @@ class Farm:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.settings = FarmSettings(
-            home=Path(env["FARM_HOME"]), broker_url=env["FARM_BROKER_URL"], database_url=env["FARM_DATABASE_URL"]
+            home=Path(env["FARM_HOME"]),
+            broker_url=env["FARM_BROKER_URL"],
+            database_url=env["FARM_DATABASE_URL"],
         )
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.app = make_app(self.settings)
@@ -132,7 +133,16 @@ class Farm:
     def start_worker(self, hardware: str = "cpu") -> subprocess.Popen:
         log = (Path(self.env["FARM_HOME"]) / f"worker-{len(self.workers)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "farm", "worker", "--hw", hardware, "--name", f"{hardware}-{uuid.uuid4().hex[:6]}@%h"],
+            [
+                sys.executable,
+                "-m",
+                "farm",
+                "worker",
+                "--hw",
+                hardware,
+                "--name",
+                f"{hardware}-{uuid.uuid4().hex[:6]}@%h",
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -194,10 +204,3 @@ def junk_files(tmp_path: Path) -> dict[str, Path]:
     folder_model.mkdir()
     return {"corrupt_pb": corrupt, "text_file": text, "text_pb": text_pb, "empty_dir": folder_model}
 
-
-def copy_model(source: Path, target: Path) -> Path:
-    if source.is_dir():
-        shutil.copytree(source, target)
-    else:
-        shutil.copyfile(source, target)
-    return target

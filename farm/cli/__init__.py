@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.exceptions import Abort, Exit, TyperException
 
 from farm.cli import cluster, jobs, submit
@@ -54,5 +55,5 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    stderr.print(f"[bold red]error:[/] {message}", markup=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}")
     sys.exit(code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from db.engine import upgrade_schema
@@ -52,7 +53,7 @@ def _servable_hardware() -> list[str]:
         if backend is None:
             console.print(f"{hardware:7} detected, but farm has no backend for it yet")
         elif problems := backend.host_problems():
-            console.print(f"{hardware:7} worker not started: {'; '.join(problems)}")
+            console.print(f"{hardware:7} worker not started: {escape('; '.join(problems))}")
         else:
             servable.append(hardware)
     return servable

@@ -12,7 +12,6 @@ from farm.settings import get_settings
 from queues.app import app as celery_app
 
 
-
 def list_jobs(limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first.")) -> None:
     """Recent jobs, one line each."""
     views = recent_jobs(get_settings(), limit)

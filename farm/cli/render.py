@@ -6,6 +6,7 @@ import sys
 from datetime import datetime
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 
 from farm.client import JobView, task_state_text
@@ -32,7 +33,7 @@ def job_table(view: JobView, queues: set[str] | None) -> Group:
             task.worker or "-",
             _seconds(task.queued_at, task.started_at),
             _seconds(task.started_at, task.finished_at),
-            task.error or "",
+            escape(task.error or ""),
         )
     return Group(tasks, variant_table(view), variant_paths(view)) if view.variants else Group(tasks)
 

@@ -1,0 +1,94 @@
+"""Bad input: one clear line on stderr, a non-zero exit, and nothing stored or queued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import inspect
+
+from db.engine import get_engine
+from tests.conftest import Farm
+
+
+def _assert_nothing_written(farm: Farm) -> None:
+    assert redis.Redis.from_url(farm.settings.broker_url).llen("cpu") == 0
+    engine = get_engine(farm.settings.database_url)
+    if inspect(engine).has_table("job"):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM job").scalar() == 0
+    models = farm.settings.artifact_root / "models"
+    assert not models.exists() or not any(models.iterdir())
+
+
+def _assert_one_line_error(result, exit_code: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == exit_code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("junk", "exit_code", "fragment"),
+    [
+        ("missing", 3, "no such file or folder"),
+        ("text_file", 3, "not a model format farm reads"),
+        ("corrupt_pb", 3, "not a valid TensorFlow GraphDef"),
+        ("text_pb", 3, "not a valid TensorFlow GraphDef"),
+        ("empty_dir", 3, "not a SavedModel"),
+    ],
+)
+def test_bad_model_files_are_refused(
+    sqlite_farm: Farm, junk_files: dict[str, Path], tmp_path: Path, junk: str, exit_code: int, fragment: str
+) -> None:
+    path = junk_files.get(junk, tmp_path / "missing.pb")
+    result = sqlite_farm.cli("submit", "convert", str(path), "--hw", "cpu")
+    _assert_one_line_error(result, exit_code, fragment)
+    _assert_nothing_written(sqlite_farm)
+
+
+def test_unknown_hardware_is_refused_before_anything_is_queued(
+    sqlite_farm: Farm, sample_models: dict[str, Path]
+) -> None:
+    result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), "--hw", "cpu,tpu")
+    _assert_one_line_error(result, 2, "unknown hardware class 'tpu'", "known: cpu")
+    _assert_nothing_written(sqlite_farm)
+
+
+@pytest.mark.parametrize("bad", ["image:0:?,abc", "image:0:[]", ":3,4", "two words"])
+def test_malformed_inputs_are_refused(sqlite_farm: Farm, sample_models: dict[str, Path], bad: str) -> None:
+    result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), "--hw", "cpu", "--inputs", bad)
+    _assert_one_line_error(result, 2, "bad")
+    _assert_nothing_written(sqlite_farm)
+
+
+def test_unreachable_broker_is_one_line_and_nothing_written(
+    sqlite_farm: Farm, sample_models: dict[str, Path]
+) -> None:
+    sqlite_farm.env["FARM_BROKER_URL"] = "redis://127.0.0.1:1/0"
+    result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), "--hw", "cpu")
+    _assert_one_line_error(result, 5, "cannot reach the broker", "farm up")
+    _assert_nothing_written(sqlite_farm)
+
+
+def test_missing_argument_and_unknown_job(sqlite_farm: Farm) -> None:
+    _assert_one_line_error(sqlite_farm.cli("submit", "convert", "--hw", "cpu"), 2, "Missing argument")
+    _assert_one_line_error(sqlite_farm.cli("status", "deadbeef"), 6, "no job 'deadbeef'")
+
+
+def test_worker_without_its_toolchain_refuses_its_queue(sqlite_farm: Farm) -> None:
+    # sys.modules[name] = None makes the module unfindable, as if the extra were not installed.
+    code = (
+        "import sys; sys.modules['tf2onnx'] = None; sys.argv = ['farm', 'worker', '--hw', 'cpu'];"
+        "from farm.cli import main; main()"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=sqlite_farm.env, capture_output=True, text=True, timeout=60
+    )
+    _assert_one_line_error(result, 4, "cpu worker cannot take its queue", "tf2onnx", "pip install 'farm[tf]'")

@@ -1,0 +1,49 @@
+"""`farm up` / `farm down`: a real Redis and a real worker, started and stopped in the background."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import redis
+
+from farm.cluster import LocalFarm
+from tests.conftest import Farm, farm_environment, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/status").read_text().count("State:\tZ")
+
+
+def test_up_is_idempotent_and_down_stops_what_up_started(tmp_path: Path) -> None:
+    broker = f"redis://127.0.0.1:{free_port()}/0"
+    farm = Farm(farm_environment(tmp_path / "home", broker, f"sqlite:///{tmp_path / 'farm.db'}"))
+    try:
+        first = farm.cli("up", timeout=180)
+        assert first.returncode == 0, first.stderr
+        assert "redis   started" in first.stdout and "cpu     worker started" in first.stdout
+        assert "not consuming" not in first.stdout  # `up` waited until the worker took its queue
+        assert redis.Redis.from_url(broker).ping()
+        assert (farm.settings.home / "redis" / "appendonlydir").is_dir()  # persistence is on
+
+        again = farm.cli("up", timeout=120)
+        assert "redis   already running" in again.stdout and "worker already running" in again.stdout
+
+        status = farm.cli("up", "--status")
+        assert status.stdout.count("running") == 2 and "worker-cpu" in status.stdout
+        pids = [c.pid for c in LocalFarm(farm.settings).components()]
+        assert len(pids) == 2 and all(pids)
+    finally:
+        down = farm.cli("down", timeout=120)
+    assert down.returncode == 0 and "stopped worker-cpu, redis" in down.stdout
+    assert not any(_pid_alive(pid) for pid in pids if pid)
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(broker, socket_connect_timeout=0.5).ping()
+    assert "nothing was running" in farm.cli("down").stdout

@@ -1,0 +1,68 @@
+"""Loading each format as the reference model, and converting it, without Celery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from farm.errors import ModelError
+from farm.modelfile import ModelFormat, TensorArg
+from farm.settings import FarmSettings
+from workers.backends import get_backend
+from workers.sources import load_source
+from workers.verify import sample_inputs, verify
+
+
+def test_frozen_graph_inputs_and_outputs_are_detected(sample_models: dict[str, Path]) -> None:
+    source = load_source(sample_models["frozen_graph"], ModelFormat.FROZEN_GRAPH, [], [])
+    assert [(s.name, s.shape, s.dtype) for s in source.inputs] == [("image:0", (None, 16, 16, 3), "float32")]
+    assert source.output_names == ["Identity:0"]
+
+
+def test_named_tensors_with_and_without_index_suffix(sample_models: dict[str, Path]) -> None:
+    source = load_source(
+        sample_models["frozen_graph"],
+        ModelFormat.FROZEN_GRAPH,
+        [TensorArg("image", (2, 16, 16, 3))],
+        ["Identity"],
+    )
+    assert source.inputs[0].name == "image:0" and source.inputs[0].shape == (2, 16, 16, 3)
+    assert source.output_names == ["Identity:0"]
+    with pytest.raises(ModelError, match="'nope:0' is not a node"):
+        load_source(sample_models["frozen_graph"], ModelFormat.FROZEN_GRAPH, [], ["nope:0"])
+    with pytest.raises(ModelError, match="no output named missing:0"):
+        load_source(sample_models["keras"], ModelFormat.KERAS, [], ["missing"])
+
+
+def test_all_tensorflow_formats_agree(sample_models: dict[str, Path]) -> None:
+    formats = {
+        "frozen_graph": ModelFormat.FROZEN_GRAPH,
+        "saved_model": ModelFormat.SAVED_MODEL,
+        "keras": ModelFormat.KERAS,
+        "h5": ModelFormat.KERAS,
+    }
+    outputs = []
+    for name, fmt in formats.items():
+        source = load_source(sample_models[name], fmt, [], [])
+        outputs.append(source.run(sample_inputs(source.inputs, 2))[0])
+    for other in outputs[1:]:
+        np.testing.assert_allclose(other, outputs[0], atol=1e-6)
+    assert outputs[0].shape == (2, 5)
+
+
+def test_an_onnx_model_is_taken_as_already_converted(sample_models: dict[str, Path], tmp_path: Path) -> None:
+    keras_source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [])
+    exported = tmp_path / "given.onnx"
+    keras_source.write_onnx(exported)
+    onnx_source = load_source(exported, ModelFormat.ONNX, [], [])
+    assert [s.name for s in onnx_source.inputs] == ["image:0"]
+
+    backend = get_backend("cpu")
+    [built] = backend.convert(onnx_source, tmp_path)
+    settings = FarmSettings(home=tmp_path)
+    result = verify(
+        keras_source, backend.load(built), settings.verify_batch, settings.verify_atol, settings.verify_rtol
+    )
+    assert result.passed, result.summary()
