@@ -6,6 +6,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Engine, event, text
@@ -74,6 +75,12 @@ def upgrade_schema(url: str) -> None:
             command.upgrade(config, "head")
     except OperationalError as exc:
         raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
+
+
+@cache
+def ensure_schema(url: str) -> None:
+    """upgrade_schema, at most once per process and URL: for readers that poll."""
+    upgrade_schema(url)
 
 
 @contextmanager

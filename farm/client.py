@@ -8,7 +8,7 @@ from pathlib import Path
 from celery import Celery
 
 from db import store
-from db.engine import session_scope, upgrade_schema
+from db.engine import ensure_schema, session_scope, upgrade_schema
 from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant
 from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
 from farm.cluster import require_broker
@@ -92,7 +92,7 @@ class JobView:
 
 
 def load_job(settings: FarmSettings, job_id: str) -> JobView:
-    upgrade_schema(settings.database_url)  # a fresh farm has no tables yet: say "no job", not an SQL error
+    ensure_schema(settings.database_url)  # a fresh farm has no tables yet: say "no job", not an SQL error
     with session_scope(settings.database_url) as session:
         job = store.get_job(session, job_id)
         variants = store.variants_of(session, job_id)
@@ -103,7 +103,7 @@ def load_job(settings: FarmSettings, job_id: str) -> JobView:
 
 
 def recent_jobs(settings: FarmSettings, limit: int) -> list[JobView]:
-    upgrade_schema(settings.database_url)
+    ensure_schema(settings.database_url)
     with session_scope(settings.database_url) as session:
         jobs = store.recent_jobs(session, limit)
         return [JobView(job, store.tasks_of(session, job.id), [], {}) for job in jobs]

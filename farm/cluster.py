@@ -117,7 +117,7 @@ class LocalFarm:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self._pid_file(name).write_text(f"{process.pid}\n")
+        self._pid_file(name).write_text(f"{process.pid} {_start_time(process.pid)}\n")
         return Component(name, process.pid, current.log), True
 
     def start_redis(self, wait_s: float = 15.0) -> tuple[Component, bool]:
@@ -155,11 +155,26 @@ class LocalFarm:
         return self.run_dir / f"{name}.pid"
 
     def _live_pid(self, name: str) -> int | None:
+        """The pid in the pid file, if that very process still runs.
+
+        The file also holds the process's start time: after a reboot the same pid may belong to
+        an unrelated process, which `farm down` must never signal.
+        """
         try:
-            pid = int(self._pid_file(name).read_text().strip())
+            pid_text, started = self._pid_file(name).read_text().split()
+            pid = int(pid_text)
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if _alive(pid) and _start_time(pid) == started else None
+
+
+def _start_time(pid: int) -> str:
+    """When the process started, in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def _alive(pid: int) -> bool:
@@ -169,6 +184,6 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie of ours counts as gone; a recycled pid is checked by the caller's pid file only.
+    # A zombie counts as gone: it has exited and only waits to be reaped.
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "\nState:\tZ" in status.read_text())

@@ -203,4 +203,3 @@ def junk_files(tmp_path: Path) -> dict[str, Path]:
     folder_model = folder / "empty_dir"
     folder_model.mkdir()
     return {"corrupt_pb": corrupt, "text_file": text, "text_pb": text_pb, "empty_dir": folder_model}
-

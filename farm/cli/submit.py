@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.live import Live
 
 from farm.cli.render import console, job_table
-from farm.client import JobView, live_queues, load_job, submit_convert
+from farm.client import JobView, live_queues, load_job, submit_convert, task_state_text
 from farm.errors import FarmError
 from farm.modelfile import parse_tensor_arg
 from farm.settings import get_settings
@@ -44,17 +45,34 @@ def convert(
 
 
 def _follow(job_id: str, timeout: float) -> JobView:
+    """Poll the job store until the job ends: redrawn live on a terminal; in a pipe, one line
+    per state change, then the final table."""
+    if console.is_terminal:
+        with Live(console=console, auto_refresh=False) as live:
+            return _poll(job_id, timeout, lambda view, q: live.update(job_table(view, q), refresh=True))
+    seen: dict[str, str] = {}
+
+    def print_changes(view: JobView, queues: set[str] | None) -> None:
+        for task in view.tasks:
+            text = task_state_text(task, queues)
+            if seen.get(task.hardware) != text:
+                seen[task.hardware] = text
+                console.print(f"{task.hardware}: {text}")
+
+    view = _poll(job_id, timeout, print_changes)
+    console.print(job_table(view, set()))
+    return view
+
+
+def _poll(job_id: str, timeout: float, show: Callable[[JobView, set[str] | None], None]) -> JobView:
     settings = get_settings()
     deadline = time.monotonic() + timeout if timeout else None
-    queues = live_queues(celery_app, settings.worker_probe_timeout_s)
-    view = load_job(settings, job_id)
-    with Live(job_table(view, queues), console=console, refresh_per_second=4, transient=False) as live:
-        while not view.state.finished:
-            if deadline and time.monotonic() > deadline:
-                raise FarmError(f"job {job_id} not finished after {timeout:g} s; it goes on in the farm")
-            time.sleep(POLL_S)
-            view = load_job(settings, job_id)
-            if any(task.state == "queued" for task in view.tasks):
-                queues = live_queues(celery_app, settings.worker_probe_timeout_s)
-            live.update(job_table(view, queues))
-    return view
+    while True:
+        view = load_job(settings, job_id)
+        waiting = any(task.state == "queued" for task in view.tasks)
+        show(view, live_queues(celery_app, settings.worker_probe_timeout_s) if waiting else set())
+        if view.state.finished:
+            return view
+        if deadline and time.monotonic() > deadline:
+            raise FarmError(f"job {job_id} not finished after {timeout:g} s; it goes on in the farm")
+        time.sleep(POLL_S)

@@ -78,7 +78,7 @@ def test_wait_status_jobs_and_artifacts(farm: Farm, sample_models: dict[str, Pat
     waited = farm.cli("submit", "convert", str(sample_models["frozen_graph"]), "--hw", "cpu", "--wait")
     assert waited.returncode == 0, waited.stderr
     job_id = waited.stdout.splitlines()[0].strip()
-    assert "succeeded" in waited.stdout and "cpu onnx fp32" in waited.stdout
+    assert "cpu: succeeded" in waited.stdout and "cpu onnx fp32" in waited.stdout
 
     jobs = farm.cli("jobs")
     assert jobs.returncode == 0 and job_id in jobs.stdout and "succeeded" in jobs.stdout
