@@ -14,10 +14,10 @@ from farm.artifacts import ArtifactStore, sha256_of
 from farm.modelfile import ModelFormat, TensorArg
 from farm.settings import FarmSettings
 from workers.backends import get_backend
-from workers.backends.base import BuiltVariant
+from workers.backends.base import BuiltVariant, Runner
 from workers.benchmark import Measurement, batch_sizes, measure
 from workers.hardware import describe_cpu
-from workers.sources import load_source
+from workers.sources import SourceModel, load_source
 from workers.verify import Verification, verify
 
 
@@ -54,7 +54,14 @@ def build_variants(request: ConversionRequest, settings: FarmSettings) -> list[V
         ]
 
 
-def _check_and_store(built, request, settings, store, runner, source) -> VariantOutcome:  # type: ignore[no-untyped-def]
+def _check_and_store(
+    built: BuiltVariant,
+    request: ConversionRequest,
+    settings: FarmSettings,
+    store: ArtifactStore,
+    runner: Runner,
+    source: SourceModel,
+) -> VariantOutcome:
     verification = verify(source, runner, settings.verify_batch, settings.verify_atol, settings.verify_rtol)
     measurements = [
         measure(runner, source.inputs, batch, settings.bench_seconds)

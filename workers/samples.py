@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workers.sources import _import_tensorflow
+from workers.sources import import_tensorflow
 
 INPUT_SHAPE = (16, 16, 3)
 INPUT_NAME = "image"
@@ -18,7 +18,7 @@ INPUT_NAME = "image"
 
 def build_classifier(seed: int = 7) -> Any:
     """A small CNN classifier with fixed random weights: conv, batch norm, pooling, dense, softmax."""
-    _import_tensorflow()
+    import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -33,7 +33,7 @@ def build_classifier(seed: int = 7) -> Any:
 
 
 def write_frozen_graph(model: Any, target: Path) -> Path:
-    tf = _import_tensorflow()
+    tf = import_tensorflow()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     spec = tf.TensorSpec((None, *INPUT_SHAPE), tf.float32, name=INPUT_NAME)

@@ -51,7 +51,7 @@ class SourceModel:
 def load_source(path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: list[str]) -> SourceModel:
     if fmt is ModelFormat.ONNX:
         return _onnx_source(path, inputs)
-    tf = _import_tensorflow()
+    tf = import_tensorflow()
     try:
         loaded = _LOADERS[fmt](tf, path, inputs, outputs)
     except ModelError:
@@ -61,7 +61,7 @@ def load_source(path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: 
     return loaded
 
 
-def _import_tensorflow() -> Any:
+def import_tensorflow() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorflow as tf

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlmodel import Session
 
 from db import store
 from db.engine import session_scope
@@ -77,7 +78,7 @@ def _record(task: Task, outcomes: list[VariantOutcome]) -> str:
     return state.value
 
 
-def _add_variant(session, task: Task, outcome: VariantOutcome) -> None:  # type: ignore[no-untyped-def]
+def _add_variant(session: Session, task: Task, outcome: VariantOutcome) -> None:
     check = outcome.verification
     variant = Variant(
         job_id=task.job_id,
