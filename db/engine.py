@@ -28,6 +28,13 @@ def get_engine(url: str) -> Engine:
     return _engines[key]
 
 
+def dispose_engines() -> None:
+    """Close every pooled connection of this process (before dropping a database, say)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import redis
 
+from db.engine import dispose_engines
 from farm.client import live_queues
 from farm.cluster import redis_server_binary
 from farm.settings import FarmSettings
@@ -73,10 +74,7 @@ def _postgres_database() -> Iterator[str]:
         try:
             yield f"{base}/{name}"
         finally:
-            from db.engine import _engines
-
-            for engine in list(_engines.values()):
-                engine.dispose()
+            dispose_engines()
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

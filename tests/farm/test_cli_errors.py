@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,9 +87,6 @@ def test_worker_without_its_toolchain_refuses_its_queue(sqlite_farm: Farm) -> No
         "import sys; sys.modules['tf2onnx'] = None; sys.argv = ['farm', 'worker', '--hw', 'cpu'];"
         "from farm.cli import main; main()"
     )
-    import subprocess
-    import sys
-
     result = subprocess.run(
         [sys.executable, "-c", code], env=sqlite_farm.env, capture_output=True, text=True, timeout=60
     )
