@@ -8,7 +8,7 @@ from pathlib import Path
 from celery import Celery
 
 from db import store
-from db.engine import ensure_schema, session_scope, upgrade_schema
+from db.engine import ensure_schema, session_scope
 from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant
 from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
 from farm.cluster import require_broker
@@ -34,7 +34,7 @@ def submit_convert(
     hardware_classes = parse_hardware_list(hardware)
     model_format = detect_format(model)
     require_broker(settings)
-    upgrade_schema(settings.database_url)
+    ensure_schema(settings.database_url)
     sha256 = sha256_of(model)
     model_key = ArtifactStore(settings.artifact_root).put_model(model, sha256)
     job = Job(
@@ -53,21 +53,25 @@ def submit_convert(
 
 
 def _send(settings: FarmSettings, app: Celery, tasks: list[Task], model_key: str) -> None:
-    sent: list[Task] = []
-    try:
+    """Queue each task; record the Celery ids of those sent and fail those the broker refused."""
+    error: Exception | None = None
+    for task in tasks:
+        try:
+            task.celery_id = app.send_task(
+                CONVERT_TASK, args=[task.id, model_key], queue=queue_for(task.hardware)
+            ).id
+        except Exception as exc:  # the broker went away between the check and the send
+            error = exc
+            break
+    with session_scope(settings.database_url) as session:
         for task in tasks:
-            result = app.send_task(CONVERT_TASK, args=[task.id, model_key], queue=queue_for(task.hardware))
-            task.celery_id = result.id
-            sent.append(task)
-    except Exception as exc:  # the broker went away between the check and the send
-        unsent = [task.id for task in tasks if task not in sent]
-        with session_scope(settings.database_url) as session:
-            store.fail_unsent_tasks(session, unsent, f"could not be queued: {first_line(exc)}")
-        raise ServiceUnavailableError(f"the broker refused the task: {first_line(exc)}") from exc
-    finally:
-        with session_scope(settings.database_url) as session:
-            for task in sent:
+            if task.celery_id:
                 session.merge(task)
+        unsent = [task.id for task in tasks if not task.celery_id]
+        if error is not None:
+            store.fail_unsent_tasks(session, unsent, f"could not be queued: {first_line(error)}")
+    if error is not None:
+        raise ServiceUnavailableError(f"the broker refused the task: {first_line(error)}") from error
 
 
 def live_queues(app: Celery, timeout_s: float) -> set[str] | None:
@@ -77,6 +81,13 @@ def live_queues(app: Celery, timeout_s: float) -> set[str] | None:
     except Exception:
         return None
     return {queue["name"] for queues in replies.values() for queue in queues}
+
+
+def queues_for_display(app: Celery, settings: FarmSettings, view: JobView) -> set[str] | None:
+    """Live queues, asked for only while some task is still queued (the only state they explain)."""
+    if any(task.state == TaskState.QUEUED for task in view.tasks):
+        return live_queues(app, settings.worker_probe_timeout_s)
+    return set()
 
 
 @dataclass(frozen=True)

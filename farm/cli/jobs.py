@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from farm.cli.render import STATE_STYLE, console, job_table
-from farm.client import copy_artifacts, live_queues, load_job, recent_jobs
+from farm.client import copy_artifacts, load_job, queues_for_display, recent_jobs
 from farm.settings import get_settings
 from queues.app import app as celery_app
 
@@ -31,8 +31,7 @@ def status(job_id: str = typer.Argument(..., help="A job id from `farm jobs`."))
     """Per-hardware state, timings, errors and variants of one job."""
     settings = get_settings()
     view = load_job(settings, job_id)
-    queues = live_queues(celery_app, settings.worker_probe_timeout_s) if not view.state.finished else set()
-    console.print(job_table(view, queues))
+    console.print(job_table(view, queues_for_display(celery_app, settings, view)))
 
 
 def artifacts(

@@ -10,7 +10,7 @@ import typer
 from rich.live import Live
 
 from farm.cli.render import console, job_table
-from farm.client import JobView, live_queues, load_job, submit_convert, task_state_text
+from farm.client import JobView, load_job, queues_for_display, submit_convert, task_state_text
 from farm.errors import FarmError
 from farm.modelfile import parse_tensor_arg
 from farm.settings import get_settings
@@ -69,8 +69,7 @@ def _poll(job_id: str, timeout: float, show: Callable[[JobView, set[str] | None]
     deadline = time.monotonic() + timeout if timeout else None
     while True:
         view = load_job(settings, job_id)
-        waiting = any(task.state == "queued" for task in view.tasks)
-        show(view, live_queues(celery_app, settings.worker_probe_timeout_s) if waiting else set())
+        show(view, queues_for_display(celery_app, settings, view))
         if view.state.finished:
             return view
         if deadline and time.monotonic() > deadline:
