@@ -44,6 +44,11 @@ class Job(SQLModel, table=True):
     model_format: str = Field(max_length=32)
     inputs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     outputs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default="{}"),
+        description="precisions, calibration file, tolerance overrides, force: see ConvertOptions.",
+    )
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
@@ -68,8 +73,12 @@ class Variant(SQLModel, table=True):
     job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
     task_id: str = Field(foreign_key="task.id", index=True, max_length=32)
     hardware: str = Field(max_length=32)
+    backend: str = Field(default="", max_length=32, description="Its backend; 'native' for the baseline.")
     format: str = Field(max_length=32)
     precision: str = Field(max_length=16)
+    cache_key: str = Field(default="", index=True, max_length=64)
+    toolchain: str = Field(default="", max_length=512)
+    reused_from: int | None = Field(default=None, description="The variant this one is a cached copy of.")
     artifact_key: str = Field(max_length=512)
     sha256: str = Field(max_length=64)
     size_bytes: int
@@ -78,10 +87,21 @@ class Variant(SQLModel, table=True):
     max_rel_error: float
     nan_count: int
     inf_count: int
+    top1_agreement: float | None = None
     atol: float
     rtol: float
+    min_top1: float = 0.0
+    verify_samples: int = 0
     verification: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False), description="Numbers per output."
+    )
+    notes: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default="{}"),
+        description="Backend facts, e.g. the GPU a TensorRT engine is bound to.",
     )
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -95,6 +115,8 @@ class BenchmarkResult(SQLModel, table=True):
     batch_size: int
     p50_ms: float
     p95_ms: float
+    p99_ms: float = 0.0
     throughput_per_s: float
     runs: int
+    stable: bool = Field(default=False, description="Three timing windows agreed within 10%.")
     created_at: datetime = Field(default_factory=utcnow)

@@ -81,3 +81,31 @@ def finish_task(session: Session, task_id: str, state: TaskState, error: str | N
 def fail_unsent_tasks(session: Session, task_ids: Sequence[str], error: str) -> None:
     for task_id in task_ids:
         finish_task(session, task_id, TaskState.FAILED, error)
+
+
+def cached_variant(session: Session, cache_key: str) -> Variant | None:
+    """The newest variant built under this cache key, if any."""
+    query = select(Variant).where(Variant.cache_key == cache_key, col(Variant.reused_from).is_(None))
+    return session.exec(query.order_by(col(Variant.id).desc()).limit(1)).first()
+
+
+def task_cache_keys(session: Session, task_id: str) -> set[str]:
+    """Cache keys of the variants a task already recorded (by an earlier delivery that died)."""
+    return set(session.exec(select(Variant.cache_key).where(Variant.task_id == task_id)))
+
+
+def reuse_variant(session: Session, original: Variant, task: Task) -> Variant:
+    """Record a cached variant, and its benchmark results, as this task's own."""
+    copy = Variant.model_validate(
+        original.model_dump(exclude={"id", "job_id", "task_id", "created_at", "reused_from"}),
+        update={"job_id": task.job_id, "task_id": task.id, "reused_from": original.id},
+    )
+    session.add(copy)
+    session.flush()
+    for result in benchmarks_of(session, [original.id or -1]):
+        session.add(
+            BenchmarkResult.model_validate(
+                result.model_dump(exclude={"id", "variant_id", "created_at"}), update={"variant_id": copy.id}
+            )
+        )
+    return copy

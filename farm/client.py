@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from celery import Celery
@@ -11,32 +12,57 @@ from db import store
 from db.engine import ensure_schema, session_scope
 from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant
 from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
+from farm.calibfile import read_calibration
 from farm.cluster import require_broker
 from farm.errors import FarmError, ServiceUnavailableError, first_line
+from farm.jobspec import ConvertOptions
 from farm.modelfile import TensorArg, detect_format
 from farm.settings import FarmSettings
 from queues.names import CONVERT_TASK, queue_for
-from workers.backends import parse_hardware_list
+from workers.backends import NATIVE, parse_hardware_list, parse_precisions
 
 
-def submit_convert(
-    settings: FarmSettings,
-    app: Celery,
-    model: Path,
-    hardware: str,
-    inputs: list[TensorArg],
-    outputs: list[str],
-) -> Job:
+@dataclass(frozen=True)
+class ConvertRequest:
+    """What `farm submit convert` was asked, as typed; checked by submit_convert."""
+
+    model: Path
+    hardware: str
+    inputs: list[TensorArg] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    precisions: str = ""
+    calib: Path | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    min_top1: float | None = None
+    force: bool = False
+
+
+def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -> Job:
     """Check everything, store the model, record the job, queue one task per hardware class.
 
     Every check that can refuse the submission runs before anything is written.
     """
-    hardware_classes = parse_hardware_list(hardware)
+    hardware_classes = parse_hardware_list(asked.hardware)
+    precisions = parse_precisions(asked.precisions, hardware_classes)
+    model = asked.model
     model_format = detect_format(model)
+    if asked.calib is not None:
+        read_calibration(asked.calib)
     require_broker(settings)
     ensure_schema(settings.database_url)
+    artifacts = ArtifactStore(settings.artifact_root)
     sha256 = sha256_of(model)
-    model_key = ArtifactStore(settings.artifact_root).put_model(model, sha256)
+    model_key = artifacts.put_model(model, sha256)
+    options = ConvertOptions(
+        precisions=precisions,
+        atol=asked.atol,
+        rtol=asked.rtol,
+        min_top1=asked.min_top1,
+        force=asked.force,
+        **_stored_calibration(artifacts, asked.calib),
+    )
+    inputs, outputs = asked.inputs, asked.outputs
     job = Job(
         kind=TaskKind.CONVERT.value,
         model_name=model.name,
@@ -45,11 +71,22 @@ def submit_convert(
         model_format=model_format.value,
         inputs=[arg.to_json() for arg in inputs],
         outputs=[{"name": name} for name in outputs],
+        options=options.to_json(),
     )
     with session_scope(settings.database_url) as session:
         tasks = store.create_job(session, job, hardware_classes, TaskKind.CONVERT.value)
     _send(settings, app, tasks, model_key)
     return job
+
+
+def _stored_calibration(artifacts: ArtifactStore, calib: Path | None) -> dict[str, str | None]:
+    if calib is None:
+        return {}
+    sha256 = sha256_of(calib)
+    return {
+        "calib_key": artifacts.put_file(calib, f"calibration/{sha256}/{calib.name}"),
+        "calib_sha256": sha256,
+    }
 
 
 def _send(settings: FarmSettings, app: Celery, tasks: list[Task], model_key: str) -> None:
@@ -120,9 +157,14 @@ def recent_jobs(settings: FarmSettings, limit: int) -> list[JobView]:
         return [JobView(job, store.tasks_of(session, job.id), [], {}) for job in jobs]
 
 
-def task_state_text(task: Task, queues: set[str] | None) -> str:
-    """The task's state, saying so when a queued task has no worker that could take it."""
+def task_state_text(task: Task, queues: set[str] | None, variants: Sequence[Variant] = ()) -> str:
+    """The task's state, saying so when a queued task has no worker that could take it, and
+    when a finished task took variants from the cache instead of building them."""
     if task.state != TaskState.QUEUED:
+        own = [v for v in variants if v.task_id == task.id]
+        reused = sum(1 for v in own if v.reused_from is not None)
+        if TaskState(task.state).finished and reused:
+            return f"{task.state} ({reused} of {len(own)} variants reused from the cache)"
         return str(task.state)
     if queues is None:
         return f"queued (cannot ask the broker whether a {task.hardware} worker is up)"
@@ -132,14 +174,16 @@ def task_state_text(task: Task, queues: set[str] | None) -> str:
 
 
 def copy_artifacts(settings: FarmSettings, view: JobView, target: Path) -> list[Path]:
-    if not view.variants:
+    """Copy a job's variants out; the native baselines are the submitted model and are skipped."""
+    variants = [v for v in view.variants if v.backend != NATIVE]
+    if not variants:
         raise FarmError(f"job {view.job.id} has no variants yet (state: {view.state.value})")
     artifacts = ArtifactStore(settings.artifact_root)
     target.mkdir(parents=True, exist_ok=True)
     copied = []
-    for variant in view.variants:
+    for variant in variants:
         source = artifacts.path(variant.artifact_key)
-        destination = target / f"{view.job.id}-{variant.hardware}-{variant.precision}{source.suffix}"
-        copy_atomically(source, destination)
-        copied.append(destination)
+        name = f"{view.job.id}-{variant.hardware}-{variant.backend}-{variant.precision}{source.suffix}"
+        copy_atomically(source, target / name)
+        copied.append(target / name)
     return copied

@@ -33,11 +33,14 @@ class FarmSettings(BaseSettings):
     task_soft_time_limit_s: int = Field(default=0, ge=0, description="0 means 90% of the hard limit.")
     max_attempts: int = Field(default=3, ge=1, description="Deliveries of one task before it is failed.")
     worker_probe_timeout_s: float = Field(default=1.0, gt=0, description="How long status waits for pings.")
-    verify_batch: int = Field(default=4, ge=1)
-    verify_atol: float = 1e-4
-    verify_rtol: float = 1e-3
-    bench_seconds: float = Field(default=2.0, gt=0, description="Time budget of each latency window.")
-    bench_batch: int = Field(default=32, ge=1, description="Batch size of the throughput measurement.")
+    verify_samples: int = Field(default=16, ge=1, description="Synthetic verification samples (no --calib).")
+    calib_samples: int = Field(default=32, ge=1, description="Most samples a quantizer calibrates on.")
+    bench_window_s: float = Field(default=0.5, gt=0, description="One benchmark timing window.")
+    bench_seconds: float = Field(default=6.0, gt=0, description="Most timing per batch size.")
+    bench_max_batch: int = Field(default=32, ge=1, description="Largest batch of the throughput sweep.")
+    cache_dir: Path = Field(
+        default=Path(""), description="Worker-local caches (TensorRT timing); empty: <home>/cache."
+    )
 
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> FarmSettings:
@@ -47,6 +50,8 @@ class FarmSettings(BaseSettings):
         if self.artifact_root == Path(""):
             self.artifact_root = self.home / "artifacts"
         self.artifact_root = self.artifact_root.expanduser().absolute()
+        if self.cache_dir == Path(""):
+            self.cache_dir = self.home / "cache"
         if not self.task_soft_time_limit_s:
             self.task_soft_time_limit_s = int(self.task_time_limit_s * 0.9)
         return self

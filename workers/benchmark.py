@@ -1,4 +1,8 @@
-"""A short latency and throughput benchmark of a variant on this worker's hardware."""
+"""Latency and throughput of a variant on this worker's hardware, measured until stable.
+
+Machines are noisy: each batch size is timed in windows until the median latency of the last
+three windows agrees within 10% (or the time budget ends, which is recorded as unstable).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from workers.backends.base import Runner
+from workers.calibration import random_feeds
 from workers.sources import TensorSpec
-from workers.verify import sample_inputs
 
 WARMUP_RUNS = 3
-MIN_RUNS = 10
-MAX_RUNS = 1000
+MIN_RUNS_PER_WINDOW = 3
+STABLE_WINDOWS = 3
+STABLE_SPREAD = 0.10
+MIN_GAIN = 1.05  # a larger batch must raise throughput by 5% for the sweep to go on
+
+
+@dataclass(frozen=True)
+class BenchmarkPlan:
+    window_s: float  # length of one timing window
+    budget_s: float  # most time spent timing one batch size
+    max_batch: int  # the sweep's largest batch (powers of two from 1)
 
 
 @dataclass(frozen=True)
@@ -21,32 +34,63 @@ class Measurement:
     batch_size: int
     p50_ms: float
     p95_ms: float
+    p99_ms: float
     throughput_per_s: float
     runs: int
+    stable: bool
 
 
-def batch_sizes(specs: list[TensorSpec], large_batch: int) -> list[int]:
-    """Batch 1 always; the large batch too when every input's first dimension is free."""
-    dynamic = all(spec.shape and spec.shape[0] is None for spec in specs)
-    return [1, large_batch] if dynamic and large_batch > 1 else [1]
+def sweep(runner: Runner, specs: list[TensorSpec], plan: BenchmarkPlan) -> list[Measurement]:
+    """Batch 1, then doubling while every input's batch is free and throughput keeps rising."""
+    results = [measure(runner, specs, 1, plan)]
+    if not all(spec.shape and spec.shape[0] is None for spec in specs):
+        return results
+    batch = 2
+    while batch <= plan.max_batch:
+        result = measure(runner, specs, batch, plan)
+        best = max(r.throughput_per_s for r in results)
+        results.append(result)
+        if result.throughput_per_s < best * MIN_GAIN:
+            break  # the hardware is saturated: larger batches only add latency
+        batch *= 2
+    return results
 
 
-def measure(runner: Runner, specs: list[TensorSpec], batch: int, seconds: float) -> Measurement:
-    """Warm up, then time single runs until ``seconds`` pass (at least MIN_RUNS, at most MAX_RUNS)."""
-    feeds = sample_inputs(specs, batch)
+def measure(runner: Runner, specs: list[TensorSpec], batch: int, plan: BenchmarkPlan) -> Measurement:
+    feeds = random_feeds(specs, batch)
     for _ in range(WARMUP_RUNS):
         runner(feeds)
-    latencies = []
-    deadline = time.perf_counter() + seconds
-    while len(latencies) < MAX_RUNS and (len(latencies) < MIN_RUNS or time.perf_counter() < deadline):
+    windows: list[list[float]] = []
+    deadline = time.perf_counter() + plan.budget_s
+    stable = False
+    while not stable:
+        windows.append(_window(runner, feeds, plan.window_s))
+        stable = is_stable([float(np.median(w)) for w in windows[-STABLE_WINDOWS:]])
+        if time.perf_counter() > deadline:
+            break
+    latencies = np.asarray([t for window in windows[-STABLE_WINDOWS:] for t in window])
+    return Measurement(
+        batch_size=batch,
+        p50_ms=float(np.percentile(latencies, 50) * 1000),
+        p95_ms=float(np.percentile(latencies, 95) * 1000),
+        p99_ms=float(np.percentile(latencies, 99) * 1000),
+        throughput_per_s=float(batch / np.median(latencies)),
+        runs=len(latencies),
+        stable=stable,
+    )
+
+
+def is_stable(window_medians: list[float]) -> bool:
+    if len(window_medians) < STABLE_WINDOWS:
+        return False
+    return max(window_medians) <= min(window_medians) * (1 + STABLE_SPREAD)
+
+
+def _window(runner: Runner, feeds: dict[str, np.ndarray], seconds: float) -> list[float]:
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    while len(latencies) < MIN_RUNS_PER_WINDOW or time.perf_counter() < end:
         start = time.perf_counter()
         runner(feeds)
         latencies.append(time.perf_counter() - start)
-    seconds_each = np.asarray(latencies)
-    return Measurement(
-        batch_size=batch,
-        p50_ms=float(np.percentile(seconds_each, 50) * 1000),
-        p95_ms=float(np.percentile(seconds_each, 95) * 1000),
-        throughput_per_s=float(batch / seconds_each.mean()),
-        runs=len(latencies),
-    )
+    return latencies

@@ -1,24 +1,33 @@
-"""Conversion of one job for one hardware class: build, verify, benchmark, store the variants.
+"""Conversion of one job for one hardware class: plan the variants, then build, verify and
+benchmark each one that the cache does not already hold.
 
-Free of Celery and of the database, so it can be read and tested on its own.
+Free of Celery and of the database, so it can be read and tested on its own. Nothing heavy is
+loaded until a variant actually has to be built: a fully cached task never imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
-import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from farm.artifacts import ArtifactStore, sha256_of
+from farm.calibfile import read_calibration
+from farm.jobspec import ConvertOptions
 from farm.modelfile import ModelFormat, TensorArg
 from farm.settings import FarmSettings
-from workers.backends import get_backend
-from workers.backends.base import BuiltVariant, Runner
-from workers.benchmark import Measurement, batch_sizes, measure
+from workers.backends import all_backends, get_backend, native_backend
+from workers.backends.base import Backend, BuiltVariant
+from workers.benchmark import BenchmarkPlan, Measurement, sweep
+from workers.calibration import Calibration, run_batched, synthetic_calibration, user_calibration
 from workers.hardware import describe_cpu
 from workers.sources import SourceModel, load_source
-from workers.verify import Verification, verify
+from workers.verify import Verification, compare_outputs, tolerance_for
 
 
 @dataclass(frozen=True)
@@ -26,13 +35,24 @@ class ConversionRequest:
     job_id: str
     hardware: str
     model_key: str
+    model_sha256: str
     model_format: ModelFormat
     inputs: list[TensorArg]
     outputs: list[str]
+    options: ConvertOptions
+
+
+@dataclass(frozen=True)
+class PlannedVariant:
+    backend: str
+    precision: str
+    toolchain: str
+    cache_key: str
 
 
 @dataclass(frozen=True)
 class VariantOutcome:
+    planned: PlannedVariant
     built: BuiltVariant
     artifact_key: str
     sha256: str
@@ -43,39 +63,110 @@ class VariantOutcome:
     hardware_description: str
 
 
-def build_variants(request: ConversionRequest, settings: FarmSettings) -> list[VariantOutcome]:
-    store = ArtifactStore(settings.artifact_root)
-    backend = get_backend(request.hardware)
-    source = load_source(store.path(request.model_key), request.model_format, request.inputs, request.outputs)
-    with tempfile.TemporaryDirectory(prefix=f"farm-{request.job_id}-") as workdir:
-        return [
-            _check_and_store(built, request, settings, store, backend.load(built), source)
-            for built in backend.convert(source, Path(workdir))
-        ]
+def plan_variants(request: ConversionRequest) -> list[PlannedVariant]:
+    """The native baseline first, then each precision the hardware's backend builds and the job wants."""
+    target = get_backend(request.hardware)
+    wanted = request.options.precisions
+    plans = [(native_backend(), "fp32")]
+    plans += [(target, precision) for precision in target.precisions if not wanted or precision in wanted]
+    return [_planned(request, backend, precision) for backend, precision in plans]
 
 
-def _check_and_store(
-    built: BuiltVariant,
-    request: ConversionRequest,
-    settings: FarmSettings,
-    store: ArtifactStore,
-    runner: Runner,
-    source: SourceModel,
-) -> VariantOutcome:
-    verification = verify(source, runner, settings.verify_batch, settings.verify_atol, settings.verify_rtol)
-    measurements = [
-        measure(runner, source.inputs, batch, settings.bench_seconds)
-        for batch in batch_sizes(source.inputs, settings.bench_batch)
-    ]
-    key = f"variants/{request.job_id}/{request.hardware}/{built.precision}/{built.path.name}"
-    store.put_file(built.path, key)
-    return VariantOutcome(
-        built=built,
-        artifact_key=key,
-        sha256=sha256_of(built.path),
-        size_bytes=built.path.stat().st_size,
-        verification=verification,
-        measurements=measurements,
-        host=socket.gethostname(),
-        hardware_description=describe_cpu(),
+def _planned(request: ConversionRequest, backend: Backend, precision: str) -> PlannedVariant:
+    toolchain = backend.toolchain()
+    return PlannedVariant(
+        backend.name, precision, toolchain, cache_key(request, backend.name, precision, toolchain)
     )
+
+
+def cache_key(request: ConversionRequest, backend: str, precision: str, toolchain: str) -> str:
+    """Everything that shapes a variant or its verification, hashed."""
+    options = request.options
+    identity = {
+        "model_sha256": request.model_sha256,
+        "hardware": request.hardware,
+        "backend": backend,
+        "precision": precision,
+        "inputs": [arg.to_json() for arg in request.inputs],
+        "outputs": request.outputs,
+        "calibration": options.calib_sha256,
+        "tolerance": options.tolerance_overrides(),
+        "toolchain": toolchain,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+class VariantBuilder:
+    """Builds planned variants of one request. The source model, its calibration data and its
+    reference outputs are loaded once, on first need."""
+
+    def __init__(self, request: ConversionRequest, settings: FarmSettings, workdir: Path) -> None:
+        self.request = request
+        self.settings = settings
+        self.workdir = workdir
+        self.store = ArtifactStore(settings.artifact_root)
+
+    @cached_property
+    def source(self) -> SourceModel:
+        r = self.request
+        return load_source(self.store.path(r.model_key), r.model_format, r.inputs, r.outputs)
+
+    @cached_property
+    def calibration(self) -> Calibration:
+        key = self.request.options.calib_key
+        if key is None:
+            return synthetic_calibration(
+                self.source.inputs, self.settings.calib_samples, self.settings.verify_samples
+            )
+        arrays = read_calibration(self.store.path(key))
+        return user_calibration(arrays, self.source.inputs, self.settings.calib_samples)
+
+    @cached_property
+    def expected_outputs(self) -> list[np.ndarray]:
+        return run_batched(self.source.run, self.calibration.held_out, self.source.inputs, self.chunk)
+
+    @property
+    def chunk(self) -> int:
+        return self.settings.bench_max_batch
+
+    def build(self, planned: PlannedVariant) -> VariantOutcome:
+        backend = all_backends()[planned.backend]
+        built = backend.convert(self.source, planned.precision, self.calibration, self.workdir)
+        runner = backend.load(built)
+        actual = run_batched(runner, self.calibration.held_out, self.source.inputs, self.chunk)
+        tolerance = tolerance_for(planned.precision, self.request.options.tolerance_overrides())
+        verification = compare_outputs(self.source.output_names, self.expected_outputs, actual, tolerance)
+        plan = BenchmarkPlan(
+            self.settings.bench_window_s, self.settings.bench_seconds, self.settings.bench_max_batch
+        )
+        measurements = sweep(runner, self.source.inputs, plan)
+        key = self._store(built, planned)
+        return VariantOutcome(
+            planned=planned,
+            built=built,
+            artifact_key=key,
+            sha256=sha256_of(built.path),
+            size_bytes=_size_of(built.path),
+            verification=verification,
+            measurements=measurements,
+            host=socket.gethostname(),
+            hardware_description=_hardware_description(built),
+        )
+
+    def _store(self, built: BuiltVariant, planned: PlannedVariant) -> str:
+        if built.path == self.store.path(self.request.model_key):
+            return self.request.model_key  # the native baseline is the submitted model itself
+        r = self.request
+        key = f"variants/{r.job_id}/{r.hardware}/{planned.backend}-{planned.precision}/{built.path.name}"
+        return self.store.put_file(built.path, key)
+
+
+def _size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _hardware_description(built: BuiltVariant) -> str:
+    gpu = built.details.get("gpu_name")
+    return f"{gpu} (sm {built.details.get('compute_capability')})" if gpu else describe_cpu()

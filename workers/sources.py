@@ -31,7 +31,7 @@ class TensorSpec:
 
 
 class SourceModel:
-    """A model's inputs, outputs, a way to run it, and a way to turn it into ONNX."""
+    """A model's inputs, outputs, a way to run it, and ways to turn it into ONNX or a TF function."""
 
     def __init__(
         self,
@@ -40,25 +40,53 @@ class SourceModel:
         run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
         write_onnx: Callable[[Path], None],
         runtime: str,
+        tf_function: Callable[[], Any] | None = None,
     ) -> None:
         self.inputs = inputs
         self.output_names = output_names
         self.run = run
         self.write_onnx = write_onnx
         self.runtime = runtime
+        # A TensorFlow concrete function over the frozen graph (for the TFLite converter);
+        # None when the source is not a TensorFlow model.
+        self.tf_function = tf_function
+        self.path = Path()  # the submitted model file or folder; set by load_source
+        self._onnx: Path | None = None
+
+    @property
+    def framework(self) -> str:
+        """What the submitted model is native to: "tensorflow" or "onnx"."""
+        return "tensorflow" if self.tf_function is not None else "onnx"
+
+    def onnx(self, workdir: Path) -> Path:
+        """The model as ONNX, exported once and shared by every backend that starts from ONNX."""
+        if self._onnx is None or not self._onnx.exists():
+            path = workdir / "source.onnx"
+            self.write_onnx(path)
+            self._onnx = path
+        return self._onnx
 
 
 def load_source(path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: list[str]) -> SourceModel:
-    if fmt is ModelFormat.ONNX:
-        return _onnx_source(path, inputs)
+    source = (
+        _onnx_source(path, inputs)
+        if fmt is ModelFormat.ONNX
+        else _tensorflow_source(path, fmt, inputs, outputs)
+    )
+    source.path = path
+    return source
+
+
+def _tensorflow_source(
+    path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: list[str]
+) -> SourceModel:
     tf = import_tensorflow()
     try:
-        loaded = _LOADERS[fmt](tf, path, inputs, outputs)
+        return _LOADERS[fmt](tf, path, inputs, outputs)
     except ModelError:
         raise
     except Exception as exc:
         raise CorruptModelError(f"{path.name}: TensorFlow could not load it ({first_line(exc)})") from exc
-    return loaded
 
 
 def import_tensorflow() -> Any:
@@ -85,14 +113,19 @@ def _frozen_graph_source(tf: Any, path: Path, inputs: list[TensorArg], outputs: 
     output_names = [_tensor_name(name) for name in outputs] or _graph_sinks(graph_def)
     for name in output_names:
         _require_node(nodes, name, "output")
-    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    pruned = wrapped.prune([spec.name for spec in specs], output_names)
+    pruned = _graph_function(tf, graph_def, [spec.name for spec in specs], output_names)
 
     def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         results = pruned(*[tf.constant(feeds[spec.name]) for spec in specs])
         return [np.asarray(result) for result in _as_list(results)]
 
     return _tf_source(tf, graph_def, specs, output_names, run)
+
+
+def _graph_function(tf: Any, graph_def: Any, input_names: list[str], output_names: list[str]) -> Any:
+    """A concrete function running a frozen GraphDef from the named inputs to the named outputs."""
+    imported = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    return imported.prune(input_names, output_names)
 
 
 def _frozen_graph_inputs(tf: Any, nodes: dict, inputs: list[TensorArg]) -> list[TensorSpec]:
@@ -164,10 +197,13 @@ def _keras_source(tf: Any, path: Path, inputs: list[TensorArg], outputs: list[st
     model = keras.models.load_model(str(path), compile=False)
     specs = [tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name) for tensor in model.inputs]
 
-    def call(arrays: list[np.ndarray]) -> Any:
-        return model(arrays if len(arrays) > 1 else arrays[0], training=False)
+    function = tf.function(
+        lambda *args: model(list(args) if len(args) > 1 else args[0], training=False)
+    ).get_concrete_function(*specs)
 
-    function = tf.function(lambda *args: call(list(args))).get_concrete_function(*specs)
+    def call(arrays: list[np.ndarray]) -> Any:
+        return function(*[tf.constant(array) for array in arrays])  # graph mode, as served
+
     return _function_source(tf, function, call, inputs, outputs, keep=model)
 
 
@@ -230,7 +266,12 @@ def _tf_source(
             output_path=str(target),
         )
 
-    return SourceModel(specs, output_names, run, write_onnx, runtime=f"tensorflow {tf.__version__}")
+    def tf_function() -> Any:
+        return _graph_function(tf, graph_def, [spec.name for spec in specs], output_names)
+
+    return SourceModel(
+        specs, output_names, run, write_onnx, runtime=f"tensorflow {tf.__version__}", tf_function=tf_function
+    )
 
 
 _LOADERS = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlmodel import Session
@@ -10,12 +12,14 @@ from sqlmodel import Session
 from db import store
 from db.engine import session_scope
 from db.models import BenchmarkResult, Task, TaskState, Variant
-from farm.errors import FarmError, ServiceUnavailableError, first_line
+from farm.artifacts import ArtifactStore
+from farm.errors import ConversionError, FarmError, ServiceUnavailableError, first_line
+from farm.jobspec import ConvertOptions
 from farm.modelfile import ModelFormat, TensorArg
-from farm.settings import get_settings
+from farm.settings import FarmSettings, get_settings
 from queues.app import app
 from queues.names import CONVERT_TASK
-from workers.convert import ConversionRequest, VariantOutcome, build_variants
+from workers.convert import ConversionRequest, PlannedVariant, VariantBuilder, VariantOutcome, plan_variants
 
 log = logging.getLogger(__name__)
 
@@ -39,53 +43,91 @@ def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyp
             job_id=job.id,
             hardware=task.hardware,
             model_key=model_key,
+            model_sha256=job.model_sha256,
             model_format=ModelFormat(job.model_format),
             inputs=[TensorArg.from_json(item) for item in job.inputs],
             outputs=[item["name"] for item in job.outputs],
+            options=ConvertOptions.from_json(job.options),
         )
     if task.attempts > settings.max_attempts:
         # Each earlier delivery died with its worker process (out of memory, a crashing
         # converter): stop requeueing instead of looping forever.
-        return _fail(task_id, f"gave up after {settings.max_attempts} attempts: the worker died each time")
+        return _finish(
+            task_id, [f"gave up after {settings.max_attempts} attempts: the worker died each time"]
+        )
     try:
-        outcomes = build_variants(request, settings)
+        errors = _convert(settings, task, request)
     except FarmError as exc:
-        return _fail(task_id, str(exc))
+        errors = [str(exc)]
     except SoftTimeLimitExceeded:
-        return _fail(task_id, f"timed out after {settings.task_soft_time_limit_s} s")
+        errors = [f"timed out after {settings.task_soft_time_limit_s} s"]
     except Exception as exc:
         log.exception("conversion of task %s crashed", task_id)
-        return _fail(task_id, f"internal error: {type(exc).__name__}: {first_line(exc)}")
-    return _record(task, outcomes)
+        errors = [f"internal error: {type(exc).__name__}: {first_line(exc)}"]
+    return _finish(task_id, errors)
 
 
-def _fail(task_id: str, error: str) -> str:
+def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> list[str]:
+    """Reuse or build every planned variant, recording each as soon as it is done (so progress is
+    visible and a redelivery after a crash resumes where the dead worker stopped)."""
+    errors = []
+    with tempfile.TemporaryDirectory(prefix=f"farm-{request.job_id}-") as workdir:
+        builder = VariantBuilder(request, settings, Path(workdir))
+        for planned in plan_variants(request):
+            if _already_recorded(settings, task, planned, request.options.force):
+                continue
+            try:
+                outcome = builder.build(planned)
+            except ConversionError as exc:  # one precision failed; the others may still build
+                errors.append(f"{planned.backend} {planned.precision}: {exc}")
+                continue
+            _record(settings, task, outcome)
+            if not outcome.verification.passed:
+                summary = outcome.verification.summary()
+                errors.append(f"{planned.backend} {planned.precision} failed verification: {summary}")
+    return errors
+
+
+def _already_recorded(settings: FarmSettings, task: Task, planned: PlannedVariant, force: bool) -> bool:
+    """True when this task holds the variant already, or the cache had it and it was reused."""
+    artifacts = ArtifactStore(settings.artifact_root)
+    with session_scope(settings.database_url) as session:
+        if planned.cache_key in store.task_cache_keys(session, task.id):
+            return True
+        cached = None if force else store.cached_variant(session, planned.cache_key)
+        if cached is None or not artifacts.path(cached.artifact_key).exists():
+            return False
+        store.reuse_variant(session, cached, task)
+        log.info("reused cached %s %s variant %s", planned.backend, planned.precision, cached.id)
+        return True
+
+
+def _finish(task_id: str, errors: list[str]) -> str:
+    state = TaskState.FAILED if errors else TaskState.SUCCEEDED
     with session_scope(get_settings().database_url) as session:
-        store.finish_task(session, task_id, TaskState.FAILED, error)
-    return TaskState.FAILED.value
-
-
-def _record(task: Task, outcomes: list[VariantOutcome]) -> str:
-    failed = [o for o in outcomes if not o.verification.passed]
-    state = TaskState.FAILED if failed else TaskState.SUCCEEDED
-    error = "; ".join(
-        f"{o.built.precision} variant failed verification: {o.verification.summary()}" for o in failed
-    )
-    with session_scope(get_settings().database_url) as session:
-        for outcome in outcomes:
-            _add_variant(session, task, outcome)
-        store.finish_task(session, task.id, state, error or None)
+        store.finish_task(session, task_id, state, "; ".join(errors) or None)
     return state.value
 
 
-def _add_variant(session: Session, task: Task, outcome: VariantOutcome) -> None:
+def _record(settings: FarmSettings, task: Task, outcome: VariantOutcome) -> None:
+    with session_scope(settings.database_url) as session:
+        variant = _variant_row(task, outcome)
+        session.add(variant)
+        session.flush()
+        _add_benchmarks(session, variant, outcome)
+
+
+def _variant_row(task: Task, outcome: VariantOutcome) -> Variant:
     check = outcome.verification
-    variant = Variant(
+    return Variant(
         job_id=task.job_id,
         task_id=task.id,
         hardware=task.hardware,
+        backend=outcome.planned.backend,
         format=outcome.built.format,
         precision=outcome.built.precision,
+        cache_key=outcome.planned.cache_key,
+        toolchain=outcome.planned.toolchain,
         artifact_key=outcome.artifact_key,
         sha256=outcome.sha256,
         size_bytes=outcome.size_bytes,
@@ -94,12 +136,18 @@ def _add_variant(session: Session, task: Task, outcome: VariantOutcome) -> None:
         max_rel_error=check.max_rel_error,
         nan_count=sum(c.nan_count for c in check.outputs),
         inf_count=sum(c.inf_count for c in check.outputs),
-        atol=check.atol,
-        rtol=check.rtol,
+        top1_agreement=check.top1_agreement,
+        atol=check.tolerance.atol,
+        rtol=check.tolerance.rtol,
+        min_top1=check.tolerance.min_top1,
+        verify_samples=check.samples,
         verification=check.per_output(),
+        notes=outcome.built.notes,
+        details=outcome.built.details,
     )
-    session.add(variant)
-    session.flush()
+
+
+def _add_benchmarks(session: Session, variant: Variant, outcome: VariantOutcome) -> None:
     for m in outcome.measurements:
         session.add(
             BenchmarkResult(
@@ -110,7 +158,9 @@ def _add_variant(session: Session, task: Task, outcome: VariantOutcome) -> None:
                 batch_size=m.batch_size,
                 p50_ms=m.p50_ms,
                 p95_ms=m.p95_ms,
+                p99_ms=m.p99_ms,
                 throughput_per_s=m.throughput_per_s,
                 runs=m.runs,
+                stable=m.stable,
             )
         )

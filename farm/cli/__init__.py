@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import Abort, Exit, TyperException
 
-from farm.cli import cluster, jobs, submit
+from farm.cli import cluster, jobs, report, submit
 from farm.errors import FarmError, first_line
 
 INTERNAL_ERROR_EXIT = 70
@@ -29,6 +29,7 @@ app.add_typer(submit.app, name="submit")
 app.command("jobs")(jobs.list_jobs)
 app.command()(jobs.status)
 app.command()(jobs.artifacts)
+app.command()(report.report)
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 

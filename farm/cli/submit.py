@@ -10,7 +10,7 @@ import typer
 from rich.live import Live
 
 from farm.cli.render import console, job_table
-from farm.client import JobView, load_job, queues_for_display, submit_convert, task_state_text
+from farm.client import ConvertRequest, JobView, load_job, queues_for_display, submit_convert, task_state_text
 from farm.errors import FarmError
 from farm.modelfile import parse_tensor_arg
 from farm.settings import get_settings
@@ -28,6 +28,22 @@ def convert(
         [], "--inputs", help="Input tensor NAME[:shape], e.g. image:0:?,224,224,3. Repeat for several."
     ),
     outputs: list[str] = typer.Option([], "--outputs", help="Output tensor NAME. Repeat for several."),
+    precision: str = typer.Option(
+        "", "--precision", help="Precisions to build, e.g. fp32,int8 (fp32 fp16 dynamic int8); default: all."
+    ),
+    calib: Path | None = typer.Option(
+        None, "--calib", help="Calibration samples (.npy/.npz/.parquet); a fifth is held out to verify."
+    ),
+    atol: float | None = typer.Option(
+        None, "--atol", min=0, help="Absolute tolerance (default per precision)."
+    ),
+    rtol: float | None = typer.Option(
+        None, "--rtol", min=0, help="Relative tolerance (default per precision)."
+    ),
+    min_top1: float | None = typer.Option(
+        None, "--min-top1", min=0, max=1, help="Least top-1 agreement for classifier outputs, 0..1."
+    ),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when cached variants match."),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until every task ends."),
     timeout: float = typer.Option(
         0, "--timeout", min=0, help="With --wait: give up after this many seconds."
@@ -36,7 +52,8 @@ def convert(
     """Convert MODEL into a verified, benchmarked variant per hardware class."""
     settings = get_settings()
     tensor_args = [parse_tensor_arg(text) for text in inputs]
-    job = submit_convert(settings, celery_app, model, hw, tensor_args, outputs)
+    asked = ConvertRequest(model, hw, tensor_args, outputs, precision, calib, atol, rtol, min_top1, force)
+    job = submit_convert(settings, celery_app, asked)
     console.print(job.id)
     if wait:
         view = _follow(job.id, timeout)
@@ -54,7 +71,7 @@ def _follow(job_id: str, timeout: float) -> JobView:
 
     def print_changes(view: JobView, queues: set[str] | None) -> None:
         for task in view.tasks:
-            text = task_state_text(task, queues)
+            text = task_state_text(task, queues, view.variants)
             if seen.get(task.hardware) != text:
                 seen[task.hardware] = text
                 console.print(f"{task.hardware}: {text}")

@@ -1,20 +1,25 @@
-"""The one small interface every hardware backend implements."""
+"""The one small interface every backend implements, and what backends share."""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from workers.calibration import Calibration
     from workers.sources import SourceModel
 
 # Runs a variant: named input arrays in, output arrays out (in the source model's output order).
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+# Every precision a backend may build, in the order variants are built and shown.
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 
 @dataclass(frozen=True)
@@ -23,21 +28,30 @@ class BuiltVariant:
     format: str
     precision: str
     runtime: str  # what runs it, with version: "onnxruntime 1.31.1"
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings a user must see (synthetic calibration…)
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the GPU a TensorRT engine is bound to
 
 
 class Backend(Protocol):
-    hardware: str  # the hardware class, which is also its queue's name
+    name: str  # the registry's key; for hardware targets also the queue's name
+    hardware: str | None  # the hardware class it targets; None for the native baseline
     summary: str
+    precisions: tuple[str, ...]  # what it can build, a subset of PRECISIONS in that order
     requires: tuple[str, ...]  # modules a worker of this class must be able to import
     extra: str  # the pip extra that installs them
 
     def host_problems(self) -> list[str]:
-        """Why this host cannot serve this hardware class; empty when it can."""
+        """Why this host cannot serve this backend; empty when it can."""
         ...
 
-    def convert(self, source: SourceModel, workdir: Path) -> list[BuiltVariant]:
-        """Build this hardware's variants of ``source`` inside ``workdir``."""
+    def toolchain(self) -> str:
+        """Versions of everything that shapes a variant (part of the variant cache key)."""
+        ...
+
+    def convert(
+        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+    ) -> BuiltVariant:
+        """Build one variant of ``source`` at ``precision`` inside ``workdir``."""
         ...
 
     def load(self, variant: BuiltVariant) -> Runner:
@@ -54,3 +68,28 @@ def toolchain_problem(backend: Backend) -> list[str]:
     if not missing:
         return []
     return [f"{', '.join(missing)} not installed: pip install 'farm[{backend.extra}]'"]
+
+
+def package_versions(distributions: Iterable[str]) -> str:
+    """``"onnxruntime 1.31.1, tf2onnx 1.17.0"`` for the installed ones; read from metadata, so
+    nothing heavy is imported (a cache hit must stay fast)."""
+    found = []
+    for name in distributions:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def onnxruntime_runner(path: Path, providers: list[str] | None = None) -> Runner:
+    """Runs an ONNX variant; outputs in the model's order, which is the source's order."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+    output_names = [output.name for output in session.get_outputs()]
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return list(session.run(output_names, feeds))
+
+    return run

@@ -1,46 +1,66 @@
-"""x86 CPU: ONNX Runtime, with its graph optimisations applied and saved into the variant."""
+"""x86 CPU: ONNX Runtime, FP32 with its graph optimisations saved in, and INT8 static QDQ."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from workers.backends.base import BuiltVariant, Runner, toolchain_problem
+from farm.errors import UsageError
+from workers.backends.base import (
+    BuiltVariant,
+    Runner,
+    onnxruntime_runner,
+    package_versions,
+    toolchain_problem,
+)
+from workers.calibration import Calibration
+from workers.quantize import quantize_qdq_s8s8
 from workers.sources import SourceModel
 
 
 class CpuBackend:
+    name = "cpu"
     hardware = "cpu"
-    summary = "ONNX Runtime on x86 CPUs (FP32, optimised graph)"
+    summary = "ONNX Runtime on x86 CPUs: FP32 (optimised graph) and INT8 (static QDQ, S8S8, per-channel)"
+    precisions = ("fp32", "int8")
     requires = ("tensorflow", "tf2onnx", "onnxruntime")
     extra = "tf"
 
     def host_problems(self) -> list[str]:
         return toolchain_problem(self)
 
-    def convert(self, source: SourceModel, workdir: Path) -> list[BuiltVariant]:
+    def toolchain(self) -> str:
+        return package_versions(["onnxruntime", "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"])
+
+    def convert(
+        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+    ) -> BuiltVariant:
         import onnxruntime as ort
 
-        exported = workdir / "exported.onnx"
-        source.write_onnx(exported)
-        optimised = workdir / "model.onnx"
-        options = ort.SessionOptions()
-        # EXTENDED, not ALL: ALL adds layout transforms for this very CPU's instruction set,
-        # and a variant must run on every x86 worker of the farm.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(optimised)
-        ort.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
-        return [BuiltVariant(optimised, "onnx", "fp32", f"onnxruntime {ort.__version__}")]
+        runtime = f"onnxruntime {ort.__version__}"
+        if precision == "fp32":
+            return BuiltVariant(
+                optimise(source.onnx(workdir), workdir / "model.onnx"), "onnx", "fp32", runtime
+            )
+        if precision == "int8":
+            quantized = quantize_qdq_s8s8(source.onnx(workdir), calibration, workdir / "model_int8.onnx")
+            notes = [calibration.note] if calibration.note else []
+            return BuiltVariant(quantized, "onnx", "int8", runtime, notes)
+        raise UsageError(f"cpu does not build {precision}")
 
     def load(self, variant: BuiltVariant) -> Runner:
-        import onnxruntime as ort
+        return onnxruntime_runner(variant.path)
 
-        session = ort.InferenceSession(str(variant.path), providers=["CPUExecutionProvider"])
-        output_names = [output.name for output in session.get_outputs()]
 
-        def run(feeds: dict) -> list:
-            return list(session.run(output_names, feeds))
+def optimise(source_onnx: Path, target: Path) -> Path:
+    import onnxruntime as ort
 
-        return run
+    options = ort.SessionOptions()
+    # EXTENDED, not ALL: ALL adds layout transforms for this very CPU's instruction set,
+    # and a variant must run on every x86 worker of the farm.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(target)
+    ort.InferenceSession(str(source_onnx), options, providers=["CPUExecutionProvider"])
+    return target
 
 
 BACKEND = CpuBackend()

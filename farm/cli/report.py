@@ -1,0 +1,71 @@
+"""``farm report JOB``: every variant of a job side by side, with its speedup over native."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import typer
+
+from farm.cli.render import console, report_table
+from farm.client import load_job
+from farm.errors import FarmError, ToolchainMissingError, UsageError
+from farm.report import ReportRow, build_report
+from farm.settings import get_settings
+
+
+def report(
+    job_id: str = typer.Argument(..., help="A job id from `farm jobs`."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON, for scripts."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also write a bar chart of speedups to this PNG."),
+) -> None:
+    """One row per variant: format, precision, size, verification, latency, throughput, speedup."""
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot wants a .png file name, not {plot.name}")
+    view = load_job(get_settings(), job_id)
+    rows = build_report(view)
+    if not rows:
+        raise FarmError(f"job {job_id} has no variants yet (state: {view.state.value})")
+    if plot is not None:
+        write_speedup_plot(rows, plot, title=f"job {job_id}: {view.job.model_name}")
+    if as_json:
+        json.dump([row.to_json() for row in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    console.print(report_table(rows, title=f"job {job_id}: {view.job.model_name} ({view.state.value})"))
+    if plot is not None:
+        console.print(f"plot: {plot}")
+
+
+def write_speedup_plot(rows: list[ReportRow], target: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only; workers and CI have no display
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ToolchainMissingError("--plot needs matplotlib: pip install 'farm[report]'") from exc
+    measured = [row for row in rows if row.speedup is not None and not row.is_baseline]
+    if not measured:
+        raise FarmError("no variant has a speedup to plot yet (the native baseline is missing)")
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.8 * len(measured) + 2), 4.5))
+    labels = [f"{r.hardware}\n{r.backend} {r.precision}" for r in measured]
+    colours = ["tab:green" if r.passed else "tab:red" for r in measured]
+    bars = axes.bar(labels, [r.speedup for r in measured], color=colours)
+    axes.bar_label(bars, fmt="%.2fx")
+    axes.axhline(1.0, color="black", linewidth=1, linestyle="--", label="native (1x)")
+    axes.set_ylabel("speedup over native at batch 1 (p50)")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.png")
+    try:
+        figure.savefig(temporary, dpi=110)
+        os.replace(temporary, target)  # no half-written picture under the asked name
+    finally:
+        plt.close(figure)
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,112 @@
+"""ARM CPUs: TensorFlow Lite, run by LiteRT with XNNPACK (TensorFlow's own interpreter where LiteRT
+is not installed). FP32, FP16 weights, dynamic-range INT8 weights, and full INT8 calibrated on a
+representative dataset. Production arm workers run on aarch64; the variant is the same file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.errors import ConversionError, UnsupportedModelError, UsageError, first_line
+from workers.backends.base import BuiltVariant, Runner, package_versions, toolchain_problem
+from workers.calibration import Calibration
+from workers.sources import SourceModel, import_tensorflow
+
+
+class ArmBackend:
+    name = "arm"
+    hardware = "arm"
+    summary = "TensorFlow Lite on ARM CPUs (LiteRT, XNNPACK): FP32, FP16, dynamic-range and full INT8"
+    precisions = ("fp32", "fp16", "dynamic", "int8")
+    requires = ("tensorflow", "ai_edge_litert")
+    extra = "arm"
+
+    def host_problems(self) -> list[str]:
+        return toolchain_problem(self)
+
+    def toolchain(self) -> str:
+        return package_versions(["tensorflow-cpu", "tensorflow", "ai-edge-litert"])
+
+    def convert(
+        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+    ) -> BuiltVariant:
+        if source.tf_function is None:
+            raise UnsupportedModelError("arm variants are converted from TensorFlow models, not ONNX")
+        tf = import_tensorflow()
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([source.tf_function()])
+        _configure(tf, converter, precision, calibration)
+        try:
+            flatbuffer = converter.convert()
+        except Exception as exc:
+            raise ConversionError(f"TFLite {precision} conversion failed: {first_line(exc)}") from exc
+        target = workdir / f"model_{precision}.tflite"
+        target.write_bytes(flatbuffer)
+        notes = [calibration.note] if precision == "int8" and calibration.note else []
+        return BuiltVariant(target, "tflite", precision, interpreter_name(), notes)
+
+    def load(self, variant: BuiltVariant) -> Runner:
+        return TfliteRunner(variant.path)
+
+
+def _configure(tf: Any, converter: Any, precision: str, calibration: Calibration) -> None:
+    if precision == "fp32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        # Integer-only kernels; inputs and outputs stay float so the variant is a drop-in.
+        converter.representative_dataset = lambda: (
+            list(feed.values()) for feed in calibration.single_samples()
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif precision != "dynamic":
+        raise UsageError(f"arm does not build {precision}")
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return import_tensorflow().lite.Interpreter
+    return Interpreter
+
+
+def interpreter_name() -> str:
+    versions = package_versions(["ai-edge-litert"])
+    return (
+        f"LiteRT ({versions})"
+        if versions
+        else f"TensorFlow Lite ({package_versions(['tensorflow-cpu', 'tensorflow'])})"
+    )
+
+
+class TfliteRunner:
+    """Runs a .tflite model on any batch size: inputs are resized when the batch changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.interpreter = _interpreter_class()(model_path=str(path), num_threads=os.cpu_count() or 1)
+        self.interpreter.allocate_tensors()
+        # Inputs follow the source's order; outputs are sorted back into it by their index order.
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        arrays = list(feeds.values())
+        for detail, array in zip(self.inputs, arrays, strict=True):
+            if tuple(detail["shape"]) != array.shape:
+                self.interpreter.resize_tensor_input(detail["index"], array.shape)
+                self.interpreter.allocate_tensors()
+                self.inputs = self.interpreter.get_input_details()
+                self.outputs = self.interpreter.get_output_details()
+                break
+        for detail, array in zip(self.inputs, arrays, strict=True):
+            self.interpreter.set_tensor(detail["index"], array)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(detail["index"]) for detail in self.outputs]
+
+
+BACKEND = ArmBackend()

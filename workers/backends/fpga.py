@@ -1,0 +1,97 @@
+"""Xilinx FPGAs (Vitis AI DPUs): INT8 QDQ ONNX with symmetric, per-tensor, power-of-two scales,
+made by AMD Quark's XINT8 configuration, the DPU's quantization scheme.
+
+The variant runs on ONNX Runtime's VitisAI execution provider where the Vitis AI runtime is
+installed; anywhere else the same quantized graph is verified and timed on the CPU provider, and
+the variant says that the DPU compile and the on-device run were not done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+from farm.errors import ConversionError, UsageError, first_line
+from workers.backends.base import (
+    BuiltVariant,
+    Runner,
+    onnxruntime_runner,
+    package_versions,
+    toolchain_problem,
+)
+from workers.calibration import Calibration
+from workers.quantize import CalibrationReader, prepare_for_quantization
+from workers.sources import SourceModel
+
+VITIS_PROVIDER = "VitisAIExecutionProvider"
+NO_DPU_NOTE = (
+    "DPU compile and on-device run not done: ONNX Runtime has no VitisAIExecutionProvider here "
+    "(install AMD's Vitis AI / Ryzen AI runtime); verified and timed on the CPU provider"
+)
+
+log = logging.getLogger(__name__)
+
+
+class FpgaBackend:
+    name = "fpga"
+    hardware = "fpga"
+    summary = "Xilinx DPUs (Vitis AI): INT8 QDQ ONNX, power-of-two scales, by AMD Quark XINT8"
+    precisions = ("int8",)
+    requires = ("tensorflow", "tf2onnx", "onnxruntime", "quark", "torch")
+    extra = "fpga"
+
+    def host_problems(self) -> list[str]:
+        return toolchain_problem(self)
+
+    def toolchain(self) -> str:
+        return package_versions(
+            ["amd-quark", "onnxruntime", "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"]
+        )
+
+    def convert(
+        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+    ) -> BuiltVariant:
+        if precision != "int8":
+            raise UsageError(f"fpga does not build {precision}")
+        target = workdir / "model_xint8.onnx"
+        prepared = prepare_for_quantization(source.onnx(workdir), workdir / "prepared_xint8.onnx")
+        _quantize_xint8(prepared, calibration, target)
+        notes = [note for note in (calibration.note, None if has_vitis_provider() else NO_DPU_NOTE) if note]
+        return BuiltVariant(target, "onnx", "int8", _runtime_name(), notes, {"quantizer": "amd-quark XINT8"})
+
+    def load(self, variant: BuiltVariant) -> Runner:
+        providers = [VITIS_PROVIDER, "CPUExecutionProvider"] if has_vitis_provider() else None
+        return onnxruntime_runner(variant.path, providers)
+
+
+def _quantize_xint8(source_onnx: Path, calibration: Calibration, target: Path) -> None:
+    from quark.onnx import ModelQuantizer
+    from quark.onnx.quantization.config import Config, get_default_config
+
+    quantizer = ModelQuantizer(Config(global_quant_config=get_default_config("XINT8")))
+    try:
+        # Quark prints progress bars and summaries on stdout; the worker's log stays readable.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantizer.quantize_model(str(source_onnx), str(target), CalibrationReader(calibration))
+    except Exception as exc:
+        raise ConversionError(f"Quark XINT8 quantization failed: {first_line(exc)}") from exc
+    if not target.exists():
+        raise ConversionError("Quark XINT8 quantization wrote no model")
+
+
+def has_vitis_provider() -> bool:
+    import onnxruntime as ort
+
+    return VITIS_PROVIDER in ort.get_available_providers()
+
+
+def _runtime_name() -> str:
+    import onnxruntime as ort
+
+    provider = VITIS_PROVIDER if has_vitis_provider() else "CPUExecutionProvider"
+    return f"onnxruntime {ort.__version__} ({provider})"
+
+
+BACKEND = FpgaBackend()

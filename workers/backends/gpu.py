@@ -1,0 +1,270 @@
+"""NVIDIA GPUs: TensorRT engines built from the ONNX variant with TensorRT's Python API.
+
+An engine only runs on the GPU model and TensorRT version that built it, so the conversion runs on
+a gpu worker, the engine's details (GPU, compute capability, TensorRT and CUDA versions) are stored
+with the variant, and they are checked before an engine is loaded anywhere.
+
+TensorRT 10 and 11 differ: 11 removed the FP16/INT8 builder flags and the INT8 calibrators. Here
+FP16 always comes from an FP16 ONNX graph in a strongly typed network, and INT8 from the Q/DQ
+nodes of the same QDQ ONNX the cpu backend makes; on 10.x the matching builder flag is set too.
+
+The decisions (profiles, compatibility, cache names, network flags) are plain functions, tested
+without a GPU; the calls into TensorRT and CUDA need both and are tested only where they exist.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.errors import ConversionError, UsageError
+from farm.settings import get_settings
+from workers.backends.base import BuiltVariant, Runner, package_versions, toolchain_problem
+from workers.calibration import Calibration, concrete_shape
+from workers.quantize import quantize_qdq_s8s8
+from workers.sources import SourceModel, TensorSpec
+
+WORKSPACE_BYTES = 4 << 30
+OPT_BATCH = 8
+
+
+@dataclass(frozen=True)
+class GpuIdentity:
+    """What an engine is bound to."""
+
+    gpu_name: str
+    compute_capability: str
+    tensorrt_version: str
+    cuda_version: str
+
+    def cache_name(self) -> str:
+        text = (
+            f"{self.gpu_name}-sm{self.compute_capability}-trt{self.tensorrt_version}-cuda{self.cuda_version}"
+        )
+        return re.sub(r"[^A-Za-z0-9.\-]+", "_", text) + ".timing-cache"
+
+
+def incompatibilities(engine: dict[str, str], host: GpuIdentity) -> list[str]:
+    """Why an engine built on ``engine``'s GPU cannot load on ``host``; empty when it can."""
+    problems = []
+    for key, have in asdict(host).items():
+        if key == "cuda_version":
+            continue  # engines load across CUDA minor versions; TensorRT itself checks the rest
+        built = engine.get(key)
+        if built != have:
+            problems.append(f"{key.replace('_', ' ')}: engine built for {built}, this host has {have}")
+    return problems
+
+
+def profile_shapes(
+    spec: TensorSpec, max_batch: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Min, optimum and max shapes of one input's optimization profile (a free batch only)."""
+    if not spec.shape or spec.shape[0] is not None:
+        fixed = concrete_shape(spec, 1)
+        return fixed, fixed, fixed
+    optimum = min(OPT_BATCH, max_batch)
+    return concrete_shape(spec, 1), concrete_shape(spec, optimum), concrete_shape(spec, max_batch)
+
+
+def tensorrt_major(version: str) -> int:
+    return int(version.split(".")[0])
+
+
+def uses_builder_flag(precision: str, tensorrt_version: str) -> bool:
+    """TensorRT 10 still wants BuilderFlag.FP16/INT8 on a weakly typed network; 11 has neither."""
+    return precision in ("fp16", "int8") and tensorrt_major(tensorrt_version) < 11
+
+
+def engine_onnx(source: SourceModel, precision: str, calibration: Calibration, workdir: Path) -> Path:
+    """The ONNX graph the engine is built from: as exported, FP16, or INT8 QDQ."""
+    exported = source.onnx(workdir)
+    if precision == "fp32":
+        return exported
+    if precision == "fp16":
+        return to_fp16(exported, workdir / "model_fp16.onnx")
+    if precision == "int8":
+        return quantize_qdq_s8s8(exported, calibration, workdir / "model_int8.onnx")
+    raise UsageError(f"gpu does not build {precision}")
+
+
+def to_fp16(source_onnx: Path, target: Path) -> Path:
+    """FP16 weights and compute, FP32 inputs and outputs (callers keep feeding float32)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(source_onnx)), keep_io_types=True), str(target))
+    return target
+
+
+class GpuBackend:
+    name = "gpu"
+    hardware = "gpu"
+    summary = "TensorRT engines on NVIDIA GPUs: FP32, FP16 and INT8 (from QDQ ONNX), dynamic batch"
+    precisions = ("fp32", "fp16", "int8")
+    requires = ("tensorflow", "tf2onnx", "tensorrt", "cuda")
+    extra = "gpu"
+
+    def host_problems(self) -> list[str]:
+        problems = toolchain_problem(self)
+        if not nvidia_gpu_listed():
+            problems.append("no NVIDIA GPU found (nvidia-smi lists none): a gpu worker needs one")
+        return problems
+
+    def toolchain(self) -> str:
+        # An engine is tied to its GPU: the GPU is part of the cache key, not just the versions.
+        gpu = host_identity()
+        versions = package_versions(["tensorrt", "tf2onnx", "onnx"])
+        return f"{versions}, {gpu.gpu_name} sm{gpu.compute_capability}"
+
+    def convert(
+        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+    ) -> BuiltVariant:
+        onnx_path = engine_onnx(source, precision, calibration, workdir)
+        identity = host_identity()
+        target = workdir / f"model_{precision}.engine"
+        settings = get_settings()
+        timing_cache = settings.cache_dir / "tensorrt" / identity.cache_name()
+        build_engine(onnx_path, target, precision, source.inputs, settings.bench_max_batch, timing_cache)
+        notes = [calibration.note] if precision == "int8" and calibration.note else []
+        return BuiltVariant(
+            target, "tensorrt", precision, f"tensorrt {identity.tensorrt_version}", notes, asdict(identity)
+        )
+
+    def load(self, variant: BuiltVariant) -> Runner:
+        problems = incompatibilities(variant.details, host_identity())
+        if problems:
+            raise ConversionError(f"engine {variant.path.name} cannot run here: {'; '.join(problems)}")
+        return EngineRunner(variant.path)
+
+
+def nvidia_gpu_listed() -> bool:
+    if shutil.which("nvidia-smi") is None:
+        return False
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    return listed.returncode == 0 and "GPU" in listed.stdout
+
+
+def host_identity() -> GpuIdentity:
+    import tensorrt as trt
+    from cuda.bindings import runtime as cudart
+
+    properties = _checked(cudart.cudaGetDeviceProperties(0))
+    name = properties.name.decode() if isinstance(properties.name, bytes) else str(properties.name)
+    cuda = _checked(cudart.cudaRuntimeGetVersion())
+    return GpuIdentity(
+        gpu_name=name.strip("\x00 "),
+        compute_capability=f"{properties.major}.{properties.minor}",
+        tensorrt_version=trt.__version__,
+        cuda_version=f"{cuda // 1000}.{cuda % 1000 // 10}",
+    )
+
+
+def build_engine(
+    onnx_path: Path,
+    target: Path,
+    precision: str,
+    inputs: list[TensorSpec],
+    max_batch: int,
+    timing_cache: Path,
+) -> None:
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    # Strongly typed: the ONNX graph's types (FP16 weights, Q/DQ nodes) decide each layer's precision.
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    if uses_builder_flag(precision, trt.__version__):
+        flags = 0  # 10.x: a weakly typed network plus the builder flag below
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ConversionError(f"TensorRT could not parse the ONNX model: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    if uses_builder_flag(precision, trt.__version__):
+        config.set_flag(trt.BuilderFlag.FP16 if precision == "fp16" else trt.BuilderFlag.INT8)
+    profile = builder.create_optimization_profile()
+    for spec in inputs:
+        profile.set_shape(spec.name, *profile_shapes(spec, max_batch))
+    config.add_optimization_profile(profile)
+    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.exists() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ConversionError(f"TensorRT could not build a {precision} engine (see the worker's log)")
+    target.write_bytes(bytes(serialized))
+    timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+
+
+class EngineRunner:
+    """Runs a deserialized engine: host arrays are copied in, the engine runs, outputs copied out."""
+
+    def __init__(self, path: Path) -> None:
+        import tensorrt as trt
+        from cuda.bindings import runtime as cudart
+
+        self.trt, self.cudart = trt, cudart
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise ConversionError(f"TensorRT could not load {path.name}")
+        self.context = self.engine.create_execution_context()
+        self.stream = _checked(cudart.cudaStreamCreate())
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        mode = trt.TensorIOMode.INPUT
+        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == mode]
+        self.output_names = [n for n in names if self.engine.get_tensor_mode(n) != mode]
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        cudart = self.cudart
+        allocations = []
+        try:
+            for name, array in zip(self.input_names, feeds.values(), strict=True):
+                self.context.set_input_shape(name, array.shape)
+                allocations.append(self._device_copy_of(name, np.ascontiguousarray(array)))
+            outputs = []
+            for name in self.output_names:
+                shape = tuple(self.context.get_tensor_shape(name))
+                host = np.empty(shape, dtype=self.trt.nptype(self.engine.get_tensor_dtype(name)))
+                pointer = _checked(cudart.cudaMalloc(max(host.nbytes, 1)))
+                allocations.append(pointer)
+                self.context.set_tensor_address(name, pointer)
+                outputs.append((host, pointer))
+            if not self.context.execute_async_v3(self.stream):
+                raise ConversionError("TensorRT failed to run the engine")
+            for host, pointer in outputs:
+                kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+                _checked(cudart.cudaMemcpyAsync(host.ctypes.data, pointer, host.nbytes, kind, self.stream))
+            _checked(cudart.cudaStreamSynchronize(self.stream))
+            return [host for host, _ in outputs]
+        finally:
+            for pointer in allocations:
+                cudart.cudaFree(pointer)
+
+    def _device_copy_of(self, name: str, array: np.ndarray) -> Any:
+        cudart = self.cudart
+        pointer = _checked(cudart.cudaMalloc(max(array.nbytes, 1)))
+        kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _checked(cudart.cudaMemcpyAsync(pointer, array.ctypes.data, array.nbytes, kind, self.stream))
+        self.context.set_tensor_address(name, pointer)
+        return pointer
+
+
+def _checked(result: tuple) -> Any:
+    """cuda-python returns (error, value...); raise on an error, return the value."""
+    error, *values = result
+    if int(error) != 0:
+        raise ConversionError(f"CUDA call failed: {error}")
+    return values[0] if len(values) == 1 else values or None
+
+
+BACKEND = GpuBackend()

@@ -1,0 +1,43 @@
+"""The baseline: the submitted model run as is, by its own framework (TensorFlow, or ONNX Runtime
+for an ONNX submission). Every hardware class measures it, so each speedup compares two runs on
+the same machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workers.backends.base import BuiltVariant, Runner, package_versions
+from workers.calibration import Calibration
+from workers.sources import SourceModel
+
+
+class NativeBackend:
+    name = "native"
+    hardware = None  # runs on every hardware class, beside that class's own backend
+    summary = "the submitted model in its own framework: the baseline of every speedup"
+    precisions = ("fp32",)
+    requires = ()  # whatever loaded the source already runs it
+    extra = "tf"
+
+    def __init__(self) -> None:
+        # The "variant" is the source itself; load() hands back the runner convert() was given,
+        # so the baseline is never loaded twice.
+        self._sources: dict[Path, SourceModel] = {}
+
+    def host_problems(self) -> list[str]:
+        return []
+
+    def toolchain(self) -> str:
+        return package_versions(["tensorflow-cpu", "tensorflow", "onnxruntime"])
+
+    def convert(
+        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+    ) -> BuiltVariant:
+        self._sources = {source.path: source}  # only the current task's source stays referenced
+        return BuiltVariant(source.path, source.framework, "fp32", source.runtime)
+
+    def load(self, variant: BuiltVariant) -> Runner:
+        return self._sources[variant.path].run
+
+
+BACKEND = NativeBackend()

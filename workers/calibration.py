@@ -1,0 +1,121 @@
+"""Data for quantizers and verification: the user's calibration file, split into a calibration
+part and a held-out part, or synthetic samples (with a warning) when none was given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from farm.calibfile import ONLY_INPUT
+from farm.errors import ModelError
+from workers.backends.base import Runner
+from workers.sources import TensorSpec
+
+SEED = 20261121
+HELD_OUT_SHARE = 5  # one sample in five is kept for verification
+SYNTHETIC_NOTE = "calibrated on synthetic random data: accuracy on real inputs is unknown; pass --calib FILE"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    samples: dict[str, np.ndarray]  # the quantizers' data; first axis is the sample
+    held_out: dict[str, np.ndarray]  # verification data, never seen by a quantizer
+    synthetic: bool
+
+    def single_samples(self) -> Iterator[dict[str, np.ndarray]]:
+        """One feed per sample, batch 1: what quantizers' calibration readers hand out."""
+        count = len(next(iter(self.samples.values())))
+        for index in range(count):
+            yield {name: array[index : index + 1] for name, array in self.samples.items()}
+
+    @property
+    def note(self) -> str | None:
+        return SYNTHETIC_NOTE if self.synthetic else None
+
+
+def synthetic_calibration(specs: list[TensorSpec], samples: int, held_out: int) -> Calibration:
+    return Calibration(
+        samples=random_feeds(specs, samples, SEED),
+        held_out=random_feeds(specs, held_out, SEED + 1),
+        synthetic=True,
+    )
+
+
+def user_calibration(arrays: dict[str, np.ndarray], specs: list[TensorSpec], max_samples: int) -> Calibration:
+    feeds = {spec.name: _samples_for(spec, arrays, specs) for spec in specs}
+    count = len(next(iter(feeds.values())))
+    held_out = max(1, count // HELD_OUT_SHARE)
+    split = count - held_out
+    return Calibration(
+        samples={name: array[: min(split, max_samples)] for name, array in feeds.items()},
+        held_out={name: array[split:] for name, array in feeds.items()},
+        synthetic=False,
+    )
+
+
+def _samples_for(spec: TensorSpec, arrays: dict[str, np.ndarray], specs: list[TensorSpec]) -> np.ndarray:
+    if ONLY_INPUT in arrays:
+        if len(specs) != 1:
+            names = ", ".join(s.name for s in specs)
+            raise ModelError(f"the calibration file holds one array; the model has inputs {names}")
+        array = arrays[ONLY_INPUT]
+    else:
+        array = arrays.get(spec.name, arrays.get(spec.name.split(":")[0]))
+        if array is None:
+            raise ModelError(f"the calibration file has no array for input {spec.name}")
+    sample_shape = concrete_shape(spec, 1)[1:]
+    if array.shape[1:] != sample_shape:
+        if int(np.prod(array.shape[1:])) != int(np.prod(sample_shape)):
+            raise ModelError(
+                f"calibration samples for {spec.name} have shape {array.shape[1:]}, "
+                f"the model wants {sample_shape}"
+            )
+        array = array.reshape((len(array), *sample_shape))
+    return np.ascontiguousarray(array.astype(spec.dtype))
+
+
+def concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
+    """The input's shape with the batch filled in; the first unknown dimension is the batch."""
+    shape = [batch if index == 0 and dim is None else dim for index, dim in enumerate(spec.shape)]
+    if None in shape:
+        raise ModelError(
+            f"input {spec.name} has an unknown dimension besides the batch {tuple(spec.shape)}; "
+            f"give its shape with --inputs {spec.name}:1,..."
+        )
+    return tuple(int(dim) for dim in shape)  # type: ignore[arg-type]
+
+
+def random_feeds(specs: list[TensorSpec], batch: int, seed: int = SEED) -> dict[str, np.ndarray]:
+    """Deterministic random inputs; the first unknown dimension is the batch."""
+    rng = np.random.default_rng(seed)
+    return {spec.name: _random_array(rng, spec.dtype, concrete_shape(spec, batch)) for spec in specs}
+
+
+def _random_array(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    kind = np.dtype(dtype).kind
+    if kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if kind in "iu":
+        return rng.integers(0, 10, shape).astype(dtype)
+    if kind == "b":
+        return rng.random(shape) < 0.5
+    raise ModelError(f"cannot make sample inputs of type {dtype}")
+
+
+def run_batched(
+    runner: Runner, feeds: dict[str, np.ndarray], specs: list[TensorSpec], max_batch: int
+) -> list[np.ndarray]:
+    """Run many samples through a model in chunks its batch dimension accepts; outputs joined."""
+    count = len(next(iter(feeds.values())))
+    fixed = {spec.shape[0] for spec in specs if spec.shape and spec.shape[0] is not None}
+    chunk = fixed.pop() if fixed else max_batch
+    if count < chunk:
+        raise ModelError(f"the model's batch is fixed at {chunk}; have only {count} samples")
+    usable = count - count % chunk
+    parts = [
+        runner({name: array[start : start + chunk] for name, array in feeds.items()})
+        for start in range(0, usable, chunk)
+    ]
+    return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]

@@ -1,0 +1,60 @@
+"""INT8 static quantization of an ONNX model into QDQ form with ONNX Runtime's quantizer.
+
+The QDQ model is what ONNX Runtime's CPU provider runs fast and what TensorRT 10/11 builds INT8
+engines from, so the cpu and gpu backends share it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from farm.errors import ConversionError, first_line
+from workers.calibration import Calibration
+
+log = logging.getLogger(__name__)
+
+
+class CalibrationReader:
+    """ONNX Runtime's (and AMD Quark's) CalibrationDataReader: one batch-1 feed per call."""
+
+    def __init__(self, calibration: Calibration) -> None:
+        self._samples: Iterator[dict[str, np.ndarray]] = calibration.single_samples()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._samples, None)
+
+
+def quantize_qdq_s8s8(source_onnx: Path, calibration: Calibration, target: Path) -> Path:
+    """Signed INT8 activations and weights, per-channel weights: ONNX Runtime's first choice on x86."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    prepared = prepare_for_quantization(source_onnx, target.with_name("prepared.onnx"))
+    try:
+        quantize_static(
+            str(prepared),
+            str(target),
+            CalibrationReader(calibration),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+    except Exception as exc:
+        raise ConversionError(f"INT8 quantization failed: {first_line(exc)}") from exc
+    return target
+
+
+def prepare_for_quantization(source_onnx: Path, target: Path) -> Path:
+    """Shape inference and graph clean-up the quantizer needs; the unprepared model if it fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(source_onnx), str(target), skip_symbolic_shape=False)
+    except Exception as exc:  # a model the pre-processor cannot handle still quantizes, less well
+        log.warning("quantization pre-processing skipped: %s", first_line(exc))
+        return source_onnx
+    return target
