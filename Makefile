@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
+# AMD Quark (the fpga extra) imports torch: take the CPU build, from a local wheel folder when the
+# machine has one (PyPI's default torch pulls several GB of CUDA packages).
+TORCH_CPU := torch==2.13.0
+TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--index-url https://download.pytorch.org/whl/cpu)
+EXTRAS := tf,arm,fpga,report
 
 .PHONY: demo test lint down clean
 
@@ -10,19 +15,24 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip uv
 
-$(VENV)/.installed-demo: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python -e '.[tf]'
+$(VENV)/.installed-torch: | $(UV)
+	$(UV) pip install --quiet --python $(BIN)/python $(TORCH_SOURCE) '$(TORCH_CPU)'
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python -e '.[tf,dev]'
+$(VENV)/.installed-demo: pyproject.toml | $(VENV)/.installed-torch
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS)]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/.installed-torch
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS),bench,dev]'
 	touch $@ $(VENV)/.installed-demo
 
-# Start the local farm, convert a sample TensorFlow model for cpu, print the result.
+# Start the local farm, convert a sample TensorFlow model for cpu, arm and fpga, print the report.
 demo: $(VENV)/.installed-demo
 	$(BIN)/farm up
 	$(BIN)/python -m workers.samples .farm/samples
-	$(BIN)/farm submit convert .farm/samples/classifier.pb --hw cpu --wait
+	$(BIN)/farm submit convert .farm/samples/classifier.pb --hw cpu,arm,fpga --wait
+	$(BIN)/farm report $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --plot .farm/demo-speedups.png
 	$(BIN)/farm artifacts $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --to .farm/demo-variants
 	@echo "the farm keeps running; stop it with: $(BIN)/farm down"
 

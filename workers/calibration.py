@@ -109,13 +109,15 @@ def run_batched(
 ) -> list[np.ndarray]:
     """Run many samples through a model in chunks its batch dimension accepts; outputs joined."""
     count = len(next(iter(feeds.values())))
-    fixed = {spec.shape[0] for spec in specs if spec.shape and spec.shape[0] is not None}
-    chunk = fixed.pop() if fixed else max_batch
-    if count < chunk:
-        raise ModelError(f"the model's batch is fixed at {chunk}; have only {count} samples")
-    usable = count - count % chunk
+    fixed_batches = {spec.shape[0] for spec in specs if spec.shape and spec.shape[0] is not None}
+    chunk = max_batch
+    if fixed_batches:
+        chunk = int(fixed_batches.pop())
+        count -= count % chunk  # a fixed batch takes only whole chunks
+    if count < 1:
+        raise ModelError(f"the model's batch is fixed at {chunk}; too few samples to run it")
     parts = [
-        runner({name: array[start : start + chunk] for name, array in feeds.items()})
-        for start in range(0, usable, chunk)
+        runner({name: array[start : min(start + chunk, count)] for name, array in feeds.items()})
+        for start in range(0, count, chunk)
     ]
     return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]

@@ -16,7 +16,7 @@ from farm.errors import ToolchainMissingError, UsageError
 from farm.settings import get_settings
 from queues.app import app
 from queues.names import queue_for, worker_name
-from workers.backends import all_backends, get_backend, parse_hardware_list
+from workers.backends import get_backend, hardware_classes, parse_hardware_list
 from workers.hardware import detect_hardware_classes
 
 WORKER_READY_TIMEOUT_S = 60.0
@@ -24,8 +24,13 @@ WORKER_READY_TIMEOUT_S = 60.0
 
 def up(
     status: bool = typer.Option(False, "--status", help="Only show what runs."),
+    hw: str = typer.Option(
+        "auto",
+        "--hw",
+        help="Workers to start, e.g. cpu,arm,fpga (arm and fpga emulate on x86); auto detects.",
+    ),
 ) -> None:
-    """Start the local farm in the background: Redis plus one worker per detected hardware class."""
+    """Start the local farm in the background: Redis plus one worker per hardware class."""
     settings = get_settings()
     farm = LocalFarm(settings)
     if status:
@@ -37,7 +42,7 @@ def up(
     else:
         console.print(f"redis   not started here: the broker is {settings.broker_url}")
     upgrade_schema(settings.database_url)
-    for hardware in _servable_hardware():
+    for hardware in _servable_hardware(hw):
         component, started = farm.start(f"worker-{hardware}", worker_command(hardware))
         console.print(
             f"{hardware:7} worker {'started' if started else 'already running'} (pid {component.pid})"
@@ -46,13 +51,13 @@ def up(
     console.print(f"state in {settings.home}; stop with `farm down`")
 
 
-def _servable_hardware() -> list[str]:
+def _servable_hardware(text: str) -> list[str]:
     servable = []
-    for hardware in detect_hardware_classes():
-        backend = all_backends().get(hardware)
-        if backend is None:
+    wanted = detect_hardware_classes() if text.strip().lower() == "auto" else parse_hardware_list(text)
+    for hardware in wanted:
+        if hardware not in hardware_classes():
             console.print(f"{hardware:7} detected, but farm has no backend for it yet")
-        elif problems := backend.host_problems():
+        elif problems := get_backend(hardware).host_problems():
             console.print(f"{hardware:7} worker not started: {escape('; '.join(problems))}")
         else:
             servable.append(hardware)
@@ -115,7 +120,7 @@ def worker(
 def _worker_hardware(text: str) -> list[str]:
     if text.strip().lower() != "auto":
         return parse_hardware_list(text)
-    detected = [hw for hw in detect_hardware_classes() if hw in all_backends()]
+    detected = [hw for hw in detect_hardware_classes() if hw in hardware_classes()]
     if not detected:
         raise UsageError("no hardware class of this host has a backend; name one with --hw")
     return detected

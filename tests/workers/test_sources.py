@@ -9,10 +9,10 @@ import pytest
 
 from farm.errors import ModelError
 from farm.modelfile import ModelFormat, TensorArg
-from farm.settings import FarmSettings
 from workers.backends import get_backend
+from workers.calibration import random_feeds, synthetic_calibration
 from workers.sources import load_source
-from workers.verify import sample_inputs, verify
+from workers.verify import compare_outputs, tolerance_for
 
 
 def test_frozen_graph_inputs_and_outputs_are_detected(sample_models: dict[str, Path]) -> None:
@@ -46,7 +46,7 @@ def test_all_tensorflow_formats_agree(sample_models: dict[str, Path]) -> None:
     outputs = []
     for name, fmt in formats.items():
         source = load_source(sample_models[name], fmt, [], [])
-        outputs.append(source.run(sample_inputs(source.inputs, 2))[0])
+        outputs.append(source.run(random_feeds(source.inputs, 2))[0])
     for other in outputs[1:]:
         np.testing.assert_allclose(other, outputs[0], atol=1e-6)
     assert outputs[0].shape == (2, 5)
@@ -60,9 +60,10 @@ def test_an_onnx_model_is_taken_as_already_converted(sample_models: dict[str, Pa
     assert [s.name for s in onnx_source.inputs] == ["image:0"]
 
     backend = get_backend("cpu")
-    [built] = backend.convert(onnx_source, tmp_path)
-    settings = FarmSettings(home=tmp_path)
-    result = verify(
-        keras_source, backend.load(built), settings.verify_batch, settings.verify_atol, settings.verify_rtol
-    )
+    calibration = synthetic_calibration(onnx_source.inputs, samples=4, held_out=4)
+    built = backend.convert(onnx_source, "fp32", calibration, tmp_path)
+    expected = keras_source.run(calibration.held_out)
+    actual = backend.load(built)(calibration.held_out)
+    result = compare_outputs(keras_source.output_names, expected, actual, tolerance_for("fp32", {}))
     assert result.passed, result.summary()
+    assert onnx_source.framework == "onnx" and keras_source.framework == "tensorflow"
