@@ -97,8 +97,12 @@ def farm_environment(home: Path, broker_url: str, database_url: str) -> dict[str
         FARM_HOME=str(home),
         FARM_BROKER_URL=broker_url,
         FARM_DATABASE_URL=database_url,
-        FARM_BENCH_SECONDS="0.2",  # benchmarks are measured, not judged, in tests
-        FARM_BENCH_BATCH="8",
+        # Benchmarks are measured, not judged, in tests: short windows, small batches.
+        FARM_BENCH_WINDOW_S="0.02",
+        FARM_BENCH_SECONDS="0.2",
+        FARM_BENCH_MAX_BATCH="4",
+        FARM_CALIB_SAMPLES="8",
+        FARM_VERIFY_SAMPLES="8",
         FARM_CONFIG=str(home / "absent.toml"),
         TF_CPP_MIN_LOG_LEVEL="2",
     )
@@ -129,6 +133,7 @@ class Farm:
         )
 
     def start_worker(self, hardware: str = "cpu") -> subprocess.Popen:
+        """A real `farm worker` process serving ``hardware`` (one class, or several: "cpu,arm")."""
         log = (Path(self.env["FARM_HOME"]) / f"worker-{len(self.workers)}.log").open("wb")
         process = subprocess.Popen(
             [
@@ -139,7 +144,7 @@ class Farm:
                 "--hw",
                 hardware,
                 "--name",
-                f"{hardware}-{uuid.uuid4().hex[:6]}@%h",
+                f"{hardware.replace(',', '-')}-{uuid.uuid4().hex[:6]}@%h",
             ],
             env=self.env,
             stdout=log,
@@ -147,7 +152,7 @@ class Farm:
         )
         self.workers.append(process)
         deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while hardware not in (live_queues(self.app, timeout_s=0.5) or set()):
+        while not set(hardware.split(",")) <= (live_queues(self.app, timeout_s=0.5) or set()):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"worker did not start:\n{Path(log.name).read_text()[-3000:]}")
             time.sleep(0.3)

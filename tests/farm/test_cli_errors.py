@@ -56,7 +56,7 @@ def test_unknown_hardware_is_refused_before_anything_is_queued(
     sqlite_farm: Farm, sample_models: dict[str, Path]
 ) -> None:
     result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), "--hw", "cpu,tpu")
-    _assert_one_line_error(result, 2, "unknown hardware class 'tpu'", "known: cpu")
+    _assert_one_line_error(result, 2, "unknown hardware class 'tpu'", "known: arm, cpu, fpga, gpu")
     _assert_nothing_written(sqlite_farm)
 
 
@@ -91,3 +91,51 @@ def test_worker_without_its_toolchain_refuses_its_queue(sqlite_farm: Farm) -> No
         [sys.executable, "-c", code], env=sqlite_farm.env, capture_output=True, text=True, timeout=60
     )
     _assert_one_line_error(result, 4, "cpu worker cannot take its queue", "tf2onnx", "pip install 'farm[tf]'")
+
+
+def test_a_gpu_worker_on_a_host_without_tensorrt_or_gpu_refuses_to_start(sqlite_farm: Farm) -> None:
+    from workers.backends import get_backend
+
+    if not get_backend("gpu").host_problems():
+        pytest.skip("this host can serve the gpu queue")
+    result = sqlite_farm.cli("worker", "--hw", "gpu", timeout=60)
+    _assert_one_line_error(result, 4, "gpu worker cannot take its queue")
+    assert "farm[gpu]" in result.stderr or "no NVIDIA GPU" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "exit_code", "fragment"),
+    [
+        (["--precision", "bf16"], 2, "unknown precision bf16"),
+        (["--hw", "fpga", "--precision", "fp32"], 2, "fpga builds int8; none of fp32 asked for"),
+        (["--calib", "missing.npy"], 2, "missing.npy does not exist"),
+        (["--calib", "notes.txt"], 2, "expected .npy, .npz, .parquet"),
+        (["--calib", "broken.npy"], 2, "broken.npy could not be read"),
+        (["--calib", "one.npy"], 2, "needs at least 2 samples"),
+        (["--min-top1", "2"], 2, "--min-top1"),
+        (["--atol", "-1"], 2, "--atol"),
+    ],
+)
+def test_bad_conversion_options_are_refused(
+    sqlite_farm: Farm,
+    sample_models: dict[str, Path],
+    tmp_path: Path,
+    options: list[str],
+    exit_code: int,
+    fragment: str,
+) -> None:
+    import numpy as np
+
+    (tmp_path / "notes.txt").write_text("not data\n")
+    (tmp_path / "broken.npy").write_bytes(b"\x93NUMPY garbage")
+    np.save(tmp_path / "one.npy", np.zeros((1, 16, 16, 3), dtype=np.float32))
+    options = [str(tmp_path / o) if o.endswith((".npy", ".txt")) else o for o in options]
+    hw = [] if "--hw" in options else ["--hw", "cpu"]
+    result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), *hw, *options)
+    _assert_one_line_error(result, exit_code, fragment)
+    _assert_nothing_written(sqlite_farm)
+
+
+def test_report_of_an_unknown_job_or_a_bad_plot_name(sqlite_farm: Farm) -> None:
+    _assert_one_line_error(sqlite_farm.cli("report", "deadbeef"), 6, "no job 'deadbeef'")
+    _assert_one_line_error(sqlite_farm.cli("report", "deadbeef", "--plot", "chart.svg"), 2, "wants a .png")
