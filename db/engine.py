@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, create_engine
 
 from farm.errors import ServiceUnavailableError, first_line
@@ -84,10 +84,28 @@ def upgrade_schema(url: str) -> None:
         raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
 
 
+# The newest migration's revision. Checking it with one query spares every CLI call importing
+# Alembic (0.4 s here); tests/db assert that it equals Alembic's head, so it cannot drift.
+HEAD_REVISION = "0002"
+
+
 @cache
 def ensure_schema(url: str) -> None:
-    """upgrade_schema, at most once per process and URL: for readers that poll."""
-    upgrade_schema(url)
+    """upgrade_schema, at most once per process and URL, and only when not already at head."""
+    if schema_revision(url) != HEAD_REVISION:
+        upgrade_schema(url)
+
+
+def schema_revision(url: str) -> str | None:
+    try:
+        with get_engine(url).connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except OperationalError as exc:
+        if "alembic_version" in str(exc):  # SQLite: a fresh database has no tables yet
+            return None
+        raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
+    except ProgrammingError:  # PostgreSQL: no such table yet
+        return None
 
 
 @contextmanager

@@ -79,6 +79,8 @@ class Variant(SQLModel, table=True):
     cache_key: str = Field(default="", index=True, max_length=64)
     toolchain: str = Field(default="", max_length=512)
     reused_from: int | None = Field(default=None, description="The variant this one is a cached copy of.")
+    build_s: float = Field(default=0.0, description="Seconds to convert and verify it.")
+    benchmark_s: float = Field(default=0.0, description="Seconds its benchmark took.")
     artifact_key: str = Field(max_length=512)
     sha256: str = Field(max_length=64)
     size_bytes: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from db.models import BenchmarkResult, Job, Task, TaskState, Variant, utcnow
@@ -76,6 +77,11 @@ def finish_task(session: Session, task_id: str, state: TaskState, error: str | N
     task.error = error
     task.finished_at = utcnow()
     session.add(task)
+
+
+def record_celery_ids(session: Session, celery_ids: dict[str, str]) -> None:
+    for task_id, celery_id in celery_ids.items():
+        session.exec(update(Task).where(col(Task.id) == task_id).values(celery_id=celery_id))  # type: ignore[call-overload]
 
 
 def fail_unsent_tasks(session: Session, task_ids: Sequence[str], error: str) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from celery import Celery
 
 from db import store
 from db.engine import ensure_schema, session_scope
-from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant
+from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant, utcnow
 from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
 from farm.calibfile import read_calibration
 from farm.cluster import require_broker
@@ -101,9 +102,9 @@ def _send(settings: FarmSettings, app: Celery, tasks: list[Task], model_key: str
             error = exc
             break
     with session_scope(settings.database_url) as session:
-        for task in tasks:
-            if task.celery_id:
-                session.merge(task)
+        # Only the Celery id is written: a fast worker may already have claimed (or even
+        # finished) the task, and the rest of this stale copy must not overwrite that.
+        store.record_celery_ids(session, {task.id: task.celery_id for task in tasks if task.celery_id})
         unsent = [task.id for task in tasks if not task.celery_id]
         if error is not None:
             store.fail_unsent_tasks(session, unsent, f"could not be queued: {first_line(error)}")
@@ -120,11 +121,16 @@ def live_queues(app: Celery, timeout_s: float) -> set[str] | None:
     return {queue["name"] for queues in replies.values() for queue in queues}
 
 
-def queues_for_display(app: Celery, settings: FarmSettings, view: JobView) -> set[str] | None:
-    """Live queues, asked for only while some task is still queued (the only state they explain)."""
-    if any(task.state == TaskState.QUEUED for task in view.tasks):
+def queues_for_display(
+    app: Celery, settings: FarmSettings, view: JobView, grace_s: float = 0.0
+) -> set[str] | None:
+    """Live queues, asked for only while some task has been queued longer than ``grace_s`` (the
+    only state they explain). Asking waits for every worker's reply, so `--wait` gives an idle
+    worker a moment to take the task first, and a cached resubmission ends without asking."""
+    queued = [task for task in view.tasks if task.state == TaskState.QUEUED]
+    if any(utcnow() - task.queued_at > timedelta(seconds=grace_s) for task in queued):
         return live_queues(app, settings.worker_probe_timeout_s)
-    return set()
+    return {queue_for(task.hardware) for task in queued}  # not asked yet: shown as plain "queued"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ class ReportRow:
     throughput_speedup: float | None  # best throughput / native best throughput
     stable: bool  # every timing of this variant settled within 10%
     cached_from: int | None
+    build_s: float  # convert and verify, on the worker
+    benchmark_s: float
     runtime: str
     host: str
     measured_on: str
@@ -82,6 +84,8 @@ def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
         throughput_speedup=None,
         stable=bool(results) and all(r.stable for r in results),
         cached_from=variant.reused_from,
+        build_s=variant.build_s,
+        benchmark_s=variant.benchmark_s,
         runtime=results[0].runtime if results else "",
         host=results[0].host if results else "",
         measured_on=results[0].hardware if results else "",

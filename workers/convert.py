@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -61,6 +62,8 @@ class VariantOutcome:
     measurements: list[Measurement]
     host: str
     hardware_description: str
+    build_s: float
+    benchmark_s: float
 
 
 def plan_variants(request: ConversionRequest) -> list[PlannedVariant]:
@@ -131,15 +134,18 @@ class VariantBuilder:
 
     def build(self, planned: PlannedVariant) -> VariantOutcome:
         backend = all_backends()[planned.backend]
+        started = time.perf_counter()
         built = backend.convert(self.source, planned.precision, self.calibration, self.workdir)
         runner = backend.load(built)
         actual = run_batched(runner, self.calibration.held_out, self.source.inputs, self.chunk)
         tolerance = tolerance_for(planned.precision, self.request.options.tolerance_overrides())
         verification = compare_outputs(self.source.output_names, self.expected_outputs, actual, tolerance)
+        verified = time.perf_counter()
         plan = BenchmarkPlan(
             self.settings.bench_window_s, self.settings.bench_seconds, self.settings.bench_max_batch
         )
         measurements = sweep(runner, self.source.inputs, plan)
+        benchmarked = time.perf_counter()
         key = self._store(built, planned)
         return VariantOutcome(
             planned=planned,
@@ -151,6 +157,8 @@ class VariantBuilder:
             measurements=measurements,
             host=socket.gethostname(),
             hardware_description=_hardware_description(built),
+            build_s=verified - started,
+            benchmark_s=benchmarked - verified,
         )
 
     def _store(self, built: BuiltVariant, planned: PlannedVariant) -> str:

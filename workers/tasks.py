@@ -144,6 +144,8 @@ def _variant_row(task: Task, outcome: VariantOutcome) -> Variant:
         verification=check.per_output(),
         notes=outcome.built.notes,
         details=outcome.built.details,
+        build_s=outcome.build_s,
+        benchmark_s=outcome.benchmark_s,
     )
 
 

@@ -29,6 +29,7 @@ def up(
         "--hw",
         help="Workers to start, e.g. cpu,arm,fpga (arm and fpga emulate on x86); auto detects.",
     ),
+    workers: bool = typer.Option(True, "--workers/--no-workers", help="--no-workers: start only Redis."),
 ) -> None:
     """Start the local farm in the background: Redis plus one worker per hardware class."""
     settings = get_settings()
@@ -42,7 +43,7 @@ def up(
     else:
         console.print(f"redis   not started here: the broker is {settings.broker_url}")
     upgrade_schema(settings.database_url)
-    for hardware in _servable_hardware(hw):
+    for hardware in _servable_hardware(hw) if workers else []:
         component, started = farm.start(f"worker-{hardware}", worker_command(hardware))
         console.print(
             f"{hardware:7} worker {'started' if started else 'already running'} (pid {component.pid})"

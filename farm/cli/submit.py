@@ -17,7 +17,8 @@ from farm.settings import get_settings
 from queues.app import app as celery_app
 
 app = typer.Typer(help="Submit work to the farm.", no_args_is_help=True)
-POLL_S = 0.5
+POLL_S = 0.2
+PROBE_WORKERS_AFTER_S = 2.0  # a task still queued then may have no worker: ask
 
 
 @app.command()
@@ -86,7 +87,7 @@ def _poll(job_id: str, timeout: float, show: Callable[[JobView, set[str] | None]
     deadline = time.monotonic() + timeout if timeout else None
     while True:
         view = load_job(settings, job_id)
-        show(view, queues_for_display(celery_app, settings, view))
+        show(view, queues_for_display(celery_app, settings, view, PROBE_WORKERS_AFTER_S))
         if view.state.finished:
             return view
         if deadline and time.monotonic() > deadline:

@@ -3,25 +3,101 @@
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from db import store
-from db.engine import get_engine, session_scope, upgrade_schema
-from db.models import Job, TaskState
+from db.engine import HEAD_REVISION, MIGRATIONS, get_engine, schema_revision, session_scope, upgrade_schema
+from db.models import BenchmarkResult, Job, TaskState, Variant
 
 
 def test_migrations_create_exactly_the_model_tables(database_url: str) -> None:
+    assert schema_revision(database_url) is None  # a fresh database
     upgrade_schema(database_url)
+    assert schema_revision(database_url) == HEAD_REVISION
     upgrade_schema(database_url)  # idempotent
     with get_engine(database_url).connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert differences == []
 
 
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_a_variant_reused_from_the_cache_copies_its_benchmarks(database_url: str) -> None:
+    upgrade_schema(database_url)
+    with session_scope(database_url) as session:
+        job = _job()
+        [task, again] = store.create_job(session, job, ["cpu", "arm"], "convert")
+        original = Variant(
+            job_id=job.id,
+            task_id=task.id,
+            hardware="cpu",
+            backend="cpu",
+            format="onnx",
+            precision="int8",
+            cache_key="k" * 64,
+            artifact_key="variants/a",
+            sha256="s" * 64,
+            size_bytes=10,
+            passed=True,
+            max_abs_error=0.01,
+            max_rel_error=0.1,
+            nan_count=0,
+            inf_count=0,
+            atol=0.05,
+            rtol=0.1,
+            notes=["a note"],
+            details={"gpu_name": "x"},
+        )
+        session.add(original)
+        session.flush()
+        session.add(
+            BenchmarkResult(
+                variant_id=original.id,
+                host="h",
+                hardware="cpu",
+                runtime="ort",
+                batch_size=1,
+                p50_ms=1.0,
+                p95_ms=2.0,
+                p99_ms=3.0,
+                throughput_per_s=900.0,
+                runs=30,
+            )
+        )
+    with session_scope(database_url) as session:
+        found = store.cached_variant(session, "k" * 64)
+        assert found is not None and found.id == original.id
+        copy = store.reuse_variant(session, found, again)
+        assert store.task_cache_keys(session, again.id) == {"k" * 64}
+    with session_scope(database_url) as session:
+        assert store.cached_variant(session, "k" * 64).id == original.id  # copies are never the source
+        [result] = store.benchmarks_of(session, [copy.id])
+        assert (result.p99_ms, result.throughput_per_s) == (3.0, 900.0)
+        stored = session.get(Variant, copy.id)
+        assert stored.reused_from == original.id and stored.task_id == again.id
+        assert (stored.notes, stored.details, stored.artifact_key) == (
+            ["a note"],
+            {"gpu_name": "x"},
+            "variants/a",
+        )
+
+
 def _job() -> Job:
-    return Job(kind="convert", model_name="m.pb", model_key="models/x/m.pb", model_sha256="x" * 64,
-               model_format="frozen_graph", inputs=[{"name": "a:0", "shape": [None, 3]}])  # fmt: skip
+    return Job(
+        kind="convert",
+        model_name="m.pb",
+        model_key="models/x/m.pb",
+        model_sha256="x" * 64,
+        model_format="frozen_graph",
+        inputs=[{"name": "a:0", "shape": [None, 3]}],
+    )
 
 
 def test_job_lifecycle(database_url: str) -> None:

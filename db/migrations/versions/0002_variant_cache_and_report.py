@@ -24,6 +24,8 @@ def upgrade() -> None:
     op.add_column("variant", sa.Column("cache_key", String(length=64), nullable=False, server_default=""))
     op.add_column("variant", sa.Column("toolchain", String(length=512), nullable=False, server_default=""))
     op.add_column("variant", sa.Column("reused_from", sa.Integer(), nullable=True))
+    op.add_column("variant", sa.Column("build_s", sa.Float(), nullable=False, server_default="0"))
+    op.add_column("variant", sa.Column("benchmark_s", sa.Float(), nullable=False, server_default="0"))
     op.add_column("variant", sa.Column("top1_agreement", sa.Float(), nullable=True))
     op.add_column("variant", sa.Column("min_top1", sa.Float(), nullable=False, server_default="0"))
     op.add_column("variant", sa.Column("verify_samples", sa.Integer(), nullable=False, server_default="0"))
@@ -44,7 +46,7 @@ def downgrade() -> None:
     with op.batch_alter_table("variant") as batch:
         for column in (
             "details", "notes", "verify_samples", "min_top1", "top1_agreement",
-            "reused_from", "toolchain", "cache_key", "backend",
+            "benchmark_s", "build_s", "reused_from", "toolchain", "cache_key", "backend",
         ):  # fmt: skip
             batch.drop_column(column)
     with op.batch_alter_table("job") as batch:

@@ -1,0 +1,242 @@
+"""Conversion benchmark: every cpu/arm/fpga variant of Keras-applications models, through a real farm.
+
+    .venv/bin/python benchmarks/convert.py [--models mobilenetv2,resnet50] [--out results.json]
+
+For each model (built offline, ``weights=None``) it starts a private farm (its own Redis, SQLite
+and artifact folder under a temporary home), runs ONE worker serving cpu, arm and fpga so tasks
+run one after another and never time each other, submits ``--hw cpu,arm,fpga``, and prints:
+worker time per hardware class (build = convert + verify; bench = timing), and each variant's
+speedup over native TensorFlow measured by the same worker in the same run. Then it resubmits
+the same model and times the cached resubmission end to end (a `farm submit ... --wait` process).
+
+Accuracy: a small CNN trained on scikit-learn's bundled digits images (offline), converted with
+its training images as ``--calib``; every variant's held-out accuracy against the FP32 model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from farm.report import build_report  # noqa: E402
+
+BENCH_ENV = {"FARM_BENCH_MAX_BATCH": "8"}  # bounded sweep: 1, 2, 4, 8
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mobilenetv2,resnet50")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON.")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"machine": _machine()}
+    with (
+        tempfile.TemporaryDirectory(prefix="farm-bench-") as scratch,
+        PrivateFarm(Path(scratch) / "home") as farm,
+    ):
+        for name in args.models.split(","):
+            model = build_application(name, Path(scratch))
+            results[name] = convert_and_compare(farm, model)
+        if not args.skip_accuracy:
+            results["digits"] = digits_accuracy(farm, Path(scratch))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+class PrivateFarm:
+    """Redis on a free port, SQLite and artifacts in a temporary home, one worker for all classes."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
+        self.env.update(
+            FARM_HOME=str(home),
+            FARM_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0",
+            FARM_CONFIG=str(home / "absent.toml"),
+            TF_CPP_MIN_LOG_LEVEL="2",
+            **BENCH_ENV,
+        )
+        self.worker: subprocess.Popen | None = None
+
+    def __enter__(self) -> PrivateFarm:
+        self.cli("up", "--no-workers")
+        log = (Path(self.env["FARM_HOME"]) / "bench-worker.log").open("wb")
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "farm", "worker", "--hw", "cpu,arm,fpga", "--name", "bench@%h"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            self.worker.wait(60)
+        self.cli("down", check=False)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "farm", *args], env=self.env, capture_output=True, text=True, timeout=3600
+        )
+        if check and result.returncode != 0:
+            raise SystemExit(f"farm {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def view(self, job_id: str) -> Any:
+        from farm.client import load_job
+        from farm.settings import FarmSettings
+
+        return load_job(FarmSettings(home=Path(self.env["FARM_HOME"])), job_id)
+
+
+def build_application(name: str, folder: Path) -> Path:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    constructors = {"mobilenetv2": keras.applications.MobileNetV2, "resnet50": keras.applications.ResNet50}
+    model = constructors[name](weights=None, input_shape=(224, 224, 3))
+    path = folder / f"{name}.keras"
+    model.save(path)
+    return path
+
+
+def convert_and_compare(farm: PrivateFarm, model: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    submitted = farm.cli("submit", "convert", str(model), "--hw", "cpu,arm,fpga", "--wait", check=False)
+    wall_s = time.perf_counter() - started
+    job_id = submitted.stdout.split()[0]
+    view = farm.view(job_id)
+    rows = build_report(view)
+    task_s = {t.hardware: (t.finished_at - t.started_at).total_seconds() for t in view.tasks}
+    build_s = {hw: sum(r.build_s for r in rows if r.hardware == hw) for hw in task_s}
+    cached_s = _time_cached_resubmission(farm, model)
+    print(f"\n## {model.stem}: job {job_id}, {wall_s:.0f} s wall for cpu+arm+fpga on one worker")
+    print("worker time per class (total / convert+verify): " + ", ".join(
+        f"{hw} {task_s[hw]:.0f} s / {build_s[hw]:.0f} s" for hw in sorted(task_s)
+    ))  # fmt: skip
+    print(f"all variants, worker time: {sum(task_s.values()):.0f} s; convert+verify only: "
+          f"{sum(build_s.values()):.0f} s; cached resubmission end to end: {cached_s:.2f} s")  # fmt: skip
+    print("| hardware | variant | verified (max abs err, top-1) | p50 b=1 | speedup b=1 | best throughput "
+          "| throughput vs native |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    for r in rows:
+        verified = "baseline" if r.is_baseline else ("pass" if r.passed else "FAIL")
+        top1 = "-" if r.top1_agreement is None else f"{r.top1_agreement:.0%}"
+        print(
+            f"| {r.hardware} | {r.backend} {r.format} {r.precision} "
+            f"| {verified} ({r.max_abs_error:.1e}, {top1}) "
+            f"| {_ms(r.p50_ms)} | {_x(r.speedup)} | {r.throughput_per_s or 0:.1f}/s (b={r.best_batch}) "
+            f"| {_x(r.throughput_speedup)} |"
+        )
+    return {
+        "job": job_id,
+        "wall_s": wall_s,
+        "task_s": task_s,
+        "build_s": build_s,
+        "cached_resubmission_s": cached_s,
+        "rows": [r.to_json() for r in rows],
+        "errors": {t.hardware: t.error for t in view.tasks if t.error},
+    }
+
+
+def _time_cached_resubmission(farm: PrivateFarm, model: Path) -> float:
+    started = time.perf_counter()
+    result = farm.cli("submit", "convert", str(model), "--hw", "cpu,arm,fpga", "--wait", check=False)
+    elapsed = time.perf_counter() - started
+    if "reused from the cache" not in result.stdout:
+        print(f"warning: the resubmission was not served from the cache:\n{result.stdout[-2000:]}")
+    return elapsed
+
+
+def digits_accuracy(farm: PrivateFarm, folder: Path) -> dict[str, Any]:
+    """Train a small CNN on the bundled digits, convert it calibrated on its training images,
+    and measure every variant's accuracy on the held-out test images."""
+    import keras
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[..., None]  # 8x8x1 in [0, 1]
+    x_train, x_test, y_train, y_test = train_test_split(images, digits.target, test_size=0.3, random_state=0)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1), name="digit")
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=15, batch_size=32, verbose=0)
+    fp32_accuracy = float(np.mean(np.argmax(model.predict(x_test, verbose=0), axis=1) == y_test))
+    model_path, calib_path = folder / "digits.keras", folder / "digits_calib.npy"
+    model.save(model_path)
+    np.save(calib_path, x_train)
+
+    submitted = farm.cli(
+        "submit", "convert", str(model_path), "--hw", "cpu,arm,fpga", "--calib", str(calib_path), "--wait",
+        check=False,
+    )  # fmt: skip
+    view = farm.view(submitted.stdout.split()[0])
+    print(f"\n## digits CNN (scikit-learn digits, {len(x_test)} held-out images): Keras FP32 accuracy "
+          f"{fp32_accuracy:.2%}\n| hardware | variant | accuracy | vs FP32 |\n|---|---|---|---|")  # fmt: skip
+    accuracies = {}
+    for variant in view.variants:
+        if variant.backend == "native":
+            continue
+        accuracy = _variant_accuracy(farm, variant, x_test, y_test)
+        label = f"{variant.hardware} {variant.backend} {variant.precision}"
+        accuracies[label] = accuracy
+        print(f"| {variant.hardware} | {variant.backend} {variant.format} {variant.precision} "
+              f"| {accuracy:.2%} | {100 * (accuracy - fp32_accuracy):+.2f} points |")  # fmt: skip
+    return {"fp32_accuracy": fp32_accuracy, "variants": accuracies}
+
+
+def _variant_accuracy(farm: PrivateFarm, variant: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    from workers.backends import all_backends
+    from workers.backends.base import BuiltVariant
+    from workers.calibration import run_batched
+    from workers.sources import TensorSpec
+
+    path = Path(farm.env["FARM_HOME"]) / "artifacts" / variant.artifact_key
+    built = BuiltVariant(path, variant.format, variant.precision, "", [], variant.details)
+    runner = all_backends()[variant.backend].load(built)
+    spec = TensorSpec("digit:0", (None, 8, 8, 1), "float32")
+    [scores] = run_batched(runner, {"digit:0": x_test}, [spec], 64)
+    return float(np.mean(np.argmax(scores, axis=1) == y_test))
+
+
+def _machine() -> str:
+    from workers.hardware import describe_cpu
+
+    return describe_cpu()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+if __name__ == "__main__":
+    main()
