@@ -29,7 +29,7 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/.installed-torch
 
 # Start the local farm, convert a sample TensorFlow model for cpu, arm and fpga, print the report.
 demo: $(VENV)/.installed-demo
-	$(BIN)/farm up
+	$(BIN)/farm up --hw cpu,arm,fpga
 	$(BIN)/python -m workers.samples .farm/samples
 	$(BIN)/farm submit convert .farm/samples/classifier.pb --hw cpu,arm,fpga --wait
 	$(BIN)/farm report $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --plot .farm/demo-speedups.png
