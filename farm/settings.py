@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import (
@@ -35,6 +36,9 @@ class FarmSettings(BaseSettings):
     worker_probe_timeout_s: float = Field(default=1.0, gt=0, description="How long status waits for pings.")
     verify_samples: int = Field(default=16, ge=1, description="Synthetic verification samples (no --calib).")
     calib_samples: int = Field(default=32, ge=1, description="Most samples a quantizer calibrates on.")
+    cpu_int8_activations: Literal["s8", "u8"] = Field(
+        default="s8", description="cpu INT8 activations: s8 (S8S8) or u8 (U8S8, faster on some x86 CPUs)."
+    )
     bench_window_s: float = Field(default=0.5, gt=0, description="One benchmark timing window.")
     bench_seconds: float = Field(default=6.0, gt=0, description="Most timing per batch size.")
     bench_max_batch: int = Field(default=32, ge=1, description="Largest batch of the throughput sweep.")

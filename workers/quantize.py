@@ -28,8 +28,9 @@ class CalibrationReader:
         return next(self._samples, None)
 
 
-def quantize_qdq_s8s8(source_onnx: Path, calibration: Calibration, target: Path) -> Path:
-    """Signed INT8 activations and weights, per-channel weights: ONNX Runtime's first choice on x86."""
+def quantize_qdq(source_onnx: Path, calibration: Calibration, target: Path, activations: str = "s8") -> Path:
+    """Per-channel signed INT8 weights; signed ("s8": S8S8, what TensorRT needs and ONNX Runtime
+    documents first) or unsigned ("u8": U8S8) INT8 activations."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     prepared = prepare_for_quantization(source_onnx, target.with_name("prepared.onnx"))
@@ -39,7 +40,7 @@ def quantize_qdq_s8s8(source_onnx: Path, calibration: Calibration, target: Path)
             str(target),
             CalibrationReader(calibration),
             quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
+            activation_type=QuantType.QInt8 if activations == "s8" else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
         )

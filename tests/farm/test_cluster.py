@@ -35,6 +35,8 @@ def test_up_is_idempotent_and_down_stops_what_up_started(tmp_path: Path) -> None
 
         again = farm.cli("up", timeout=120)
         assert "redis   already running" in again.stdout and "worker already running" in again.stdout
+        redis_only = farm.cli("up", "--no-workers")
+        assert "redis   already running" in redis_only.stdout and "worker" not in redis_only.stdout
 
         status = farm.cli("up", "--status")
         assert status.stdout.count("running") == 2 and "worker-cpu" in status.stdout

@@ -103,3 +103,14 @@ def _scale_names(model: onnx.ModelProto) -> list[str]:
 def _initializers(model: onnx.ModelProto, names: list[str]) -> list[np.ndarray]:
     wanted = set(names)
     return [numpy_helper.to_array(t) for t in model.graph.initializer if t.name in wanted]
+
+
+def test_cpu_int8_can_use_unsigned_activations(
+    source: SourceModel, calibration: Calibration, tmp_path: Path
+) -> None:
+    from workers.quantize import quantize_qdq
+
+    model = onnx.load(str(quantize_qdq(source.onnx(tmp_path), calibration, tmp_path / "u8.onnx", "u8")))
+    quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
+    dtypes = {z.dtype for z in _initializers(model, [n.input[2] for n in quantize])}
+    assert np.dtype(np.uint8) in dtypes  # activations; weights stay signed per-channel

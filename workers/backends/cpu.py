@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from farm.errors import UsageError
+from farm.settings import get_settings
 from workers.backends.base import (
     BuiltVariant,
     Runner,
@@ -13,14 +14,14 @@ from workers.backends.base import (
     toolchain_problem,
 )
 from workers.calibration import Calibration
-from workers.quantize import quantize_qdq_s8s8
+from workers.quantize import quantize_qdq
 from workers.sources import SourceModel
 
 
 class CpuBackend:
     name = "cpu"
     hardware = "cpu"
-    summary = "ONNX Runtime on x86 CPUs: FP32 (optimised graph) and INT8 (static QDQ, S8S8, per-channel)"
+    summary = "ONNX Runtime on x86 CPUs: FP32 (optimised graph), INT8 (static QDQ, per-channel weights)"
     precisions = ("fp32", "int8")
     requires = ("tensorflow", "tf2onnx", "onnxruntime")
     extra = "tf"
@@ -29,7 +30,8 @@ class CpuBackend:
         return toolchain_problem(self)
 
     def toolchain(self) -> str:
-        return package_versions(["onnxruntime", "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"])
+        versions = package_versions(["onnxruntime", "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"])
+        return f"{versions}, int8 activations {get_settings().cpu_int8_activations}"
 
     def convert(
         self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
@@ -42,9 +44,11 @@ class CpuBackend:
                 optimise(source.onnx(workdir), workdir / "model.onnx"), "onnx", "fp32", runtime
             )
         if precision == "int8":
-            quantized = quantize_qdq_s8s8(source.onnx(workdir), calibration, workdir / "model_int8.onnx")
+            activations = get_settings().cpu_int8_activations
+            target = workdir / "model_int8.onnx"
+            quantized = quantize_qdq(source.onnx(workdir), calibration, target, activations)
             notes = [calibration.note] if calibration.note else []
-            return BuiltVariant(quantized, "onnx", "int8", runtime, notes)
+            return BuiltVariant(quantized, "onnx", "int8", runtime, notes, {"int8": f"{activations}s8 QDQ"})
         raise UsageError(f"cpu does not build {precision}")
 
     def load(self, variant: BuiltVariant) -> Runner:

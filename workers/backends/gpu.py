@@ -27,7 +27,7 @@ from farm.errors import ConversionError, UsageError
 from farm.settings import get_settings
 from workers.backends.base import BuiltVariant, Runner, package_versions, toolchain_problem
 from workers.calibration import Calibration, concrete_shape
-from workers.quantize import quantize_qdq_s8s8
+from workers.quantize import quantize_qdq
 from workers.sources import SourceModel, TensorSpec
 
 WORKSPACE_BYTES = 4 << 30
@@ -90,7 +90,7 @@ def engine_onnx(source: SourceModel, precision: str, calibration: Calibration, w
     if precision == "fp16":
         return to_fp16(exported, workdir / "model_fp16.onnx")
     if precision == "int8":
-        return quantize_qdq_s8s8(exported, calibration, workdir / "model_int8.onnx")
+        return quantize_qdq(exported, calibration, workdir / "model_int8.onnx", activations="s8")
     raise UsageError(f"gpu does not build {precision}")
 
 
