@@ -39,19 +39,21 @@ BENCH_ENV = {"FARM_BENCH_MAX_BATCH": "8"}  # bounded sweep: 1, 2, 4, 8
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mobilenetv2,resnet50")
+    parser.add_argument("--hw", default="cpu,arm,fpga", help="Hardware classes to convert for.")
+    parser.add_argument("--cpu-int8", choices=["s8", "u8"], default="s8", help="FARM_CPU_INT8_ACTIVATIONS.")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON.")
     args = parser.parse_args()
     results: dict[str, Any] = {"machine": _machine()}
     with (
         tempfile.TemporaryDirectory(prefix="farm-bench-") as scratch,
-        PrivateFarm(Path(scratch) / "home") as farm,
+        PrivateFarm(Path(scratch) / "home", args.cpu_int8) as farm,
     ):
         for name in args.models.split(","):
             model = build_application(name, Path(scratch))
-            results[name] = convert_and_compare(farm, model)
+            results[name] = convert_and_compare(farm, model, args.hw)
         if not args.skip_accuracy:
-            results["digits"] = digits_accuracy(farm, Path(scratch))
+            results["digits"] = digits_accuracy(farm, Path(scratch), args.hw)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 
@@ -59,13 +61,14 @@ def main() -> None:
 class PrivateFarm:
     """Redis on a free port, SQLite and artifacts in a temporary home, one worker for all classes."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, cpu_int8_activations: str) -> None:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
         self.env.update(
             FARM_HOME=str(home),
             FARM_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0",
             FARM_CONFIG=str(home / "absent.toml"),
             TF_CPP_MIN_LOG_LEVEL="2",
+            FARM_CPU_INT8_ACTIVATIONS=cpu_int8_activations,
             **BENCH_ENV,
         )
         self.worker: subprocess.Popen | None = None
@@ -113,17 +116,17 @@ def build_application(name: str, folder: Path) -> Path:
     return path
 
 
-def convert_and_compare(farm: PrivateFarm, model: Path) -> dict[str, Any]:
+def convert_and_compare(farm: PrivateFarm, model: Path, hardware: str) -> dict[str, Any]:
     started = time.perf_counter()
-    submitted = farm.cli("submit", "convert", str(model), "--hw", "cpu,arm,fpga", "--wait", check=False)
+    submitted = farm.cli("submit", "convert", str(model), "--hw", hardware, "--wait", check=False)
     wall_s = time.perf_counter() - started
     job_id = submitted.stdout.split()[0]
     view = farm.view(job_id)
     rows = build_report(view)
     task_s = {t.hardware: (t.finished_at - t.started_at).total_seconds() for t in view.tasks}
     build_s = {hw: sum(r.build_s for r in rows if r.hardware == hw) for hw in task_s}
-    cached_s = _time_cached_resubmission(farm, model)
-    print(f"\n## {model.stem}: job {job_id}, {wall_s:.0f} s wall for cpu+arm+fpga on one worker")
+    cached_s = _time_cached_resubmission(farm, model, hardware)
+    print(f"\n## {model.stem}: job {job_id}, {wall_s:.0f} s wall for {hardware} on one worker")
     print("worker time per class (total / convert+verify): " + ", ".join(
         f"{hw} {task_s[hw]:.0f} s / {build_s[hw]:.0f} s" for hw in sorted(task_s)
     ))  # fmt: skip
@@ -151,16 +154,16 @@ def convert_and_compare(farm: PrivateFarm, model: Path) -> dict[str, Any]:
     }
 
 
-def _time_cached_resubmission(farm: PrivateFarm, model: Path) -> float:
+def _time_cached_resubmission(farm: PrivateFarm, model: Path, hardware: str) -> float:
     started = time.perf_counter()
-    result = farm.cli("submit", "convert", str(model), "--hw", "cpu,arm,fpga", "--wait", check=False)
+    result = farm.cli("submit", "convert", str(model), "--hw", hardware, "--wait", check=False)
     elapsed = time.perf_counter() - started
     if "reused from the cache" not in result.stdout:
         print(f"warning: the resubmission was not served from the cache:\n{result.stdout[-2000:]}")
     return elapsed
 
 
-def digits_accuracy(farm: PrivateFarm, folder: Path) -> dict[str, Any]:
+def digits_accuracy(farm: PrivateFarm, folder: Path, hardware: str) -> dict[str, Any]:
     """Train a small CNN on the bundled digits, convert it calibrated on its training images,
     and measure every variant's accuracy on the held-out test images."""
     import keras
@@ -186,7 +189,7 @@ def digits_accuracy(farm: PrivateFarm, folder: Path) -> dict[str, Any]:
     np.save(calib_path, x_train)
 
     submitted = farm.cli(
-        "submit", "convert", str(model_path), "--hw", "cpu,arm,fpga", "--calib", str(calib_path), "--wait",
+        "submit", "convert", str(model_path), "--hw", hardware, "--calib", str(calib_path), "--wait",
         check=False,
     )  # fmt: skip
     view = farm.view(submitted.stdout.split()[0])
