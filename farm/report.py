@@ -3,7 +3,7 @@ measured on the same hardware class (the same worker kind, in the same job)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from db.models import BenchmarkResult, Variant
@@ -97,11 +97,11 @@ def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
 def _with_speedups(row: ReportRow, baseline: ReportRow | None) -> ReportRow:
     if baseline is None:
         return row
-    changes: dict[str, Any] = {
-        "speedup": _ratio(baseline.p50_ms, row.p50_ms),
-        "throughput_speedup": _ratio(row.throughput_per_s, baseline.throughput_per_s),
-    }
-    return ReportRow(**{**row.to_json(), **changes})
+    return replace(
+        row,
+        speedup=_ratio(baseline.p50_ms, row.p50_ms),
+        throughput_speedup=_ratio(row.throughput_per_s, baseline.throughput_per_s),
+    )
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

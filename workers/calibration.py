@@ -30,9 +30,10 @@ class Calibration:
         for index in range(count):
             yield {name: array[index : index + 1] for name, array in self.samples.items()}
 
-    @property
-    def note(self) -> str | None:
-        return SYNTHETIC_NOTE if self.synthetic else None
+    def notes_for(self, precision: str) -> list[str]:
+        """The warning a variant carries when it was calibrated on synthetic data (INT8 only:
+        the other precisions are not calibrated)."""
+        return [SYNTHETIC_NOTE] if self.synthetic and precision == "int8" else []
 
 
 def synthetic_calibration(specs: list[TensorSpec], samples: int, held_out: int) -> Calibration:

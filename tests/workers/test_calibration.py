@@ -28,7 +28,7 @@ def test_random_inputs_are_deterministic_and_need_known_dimensions() -> None:
 def test_user_data_is_split_into_calibration_and_held_out_parts() -> None:
     data = np.arange(20 * 48, dtype=np.float64).reshape(20, 48)  # flat rows, reshaped per input
     calibration = user_calibration({ONLY_INPUT: data}, [IMAGE], max_samples=10)
-    assert not calibration.synthetic and calibration.note is None
+    assert not calibration.synthetic and calibration.notes_for("int8") == []
     assert calibration.samples["image:0"].shape == (10, 4, 4, 3)
     assert calibration.held_out["image:0"].shape == (4, 4, 4, 3)
     assert calibration.samples["image:0"].dtype == np.float32
@@ -47,7 +47,9 @@ def test_named_arrays_and_mismatches() -> None:
 
 def test_synthetic_calibration_carries_a_warning() -> None:
     calibration = synthetic_calibration([IMAGE], samples=6, held_out=3)
-    assert calibration.synthetic and "synthetic" in (calibration.note or "")
+    [note] = calibration.notes_for("int8")
+    assert calibration.synthetic and "synthetic" in note
+    assert calibration.notes_for("fp16") == []  # only calibrated precisions carry it
     assert not np.array_equal(calibration.samples["image:0"][:3], calibration.held_out["image:0"])
 
 

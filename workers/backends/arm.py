@@ -44,8 +44,7 @@ class ArmBackend:
             raise ConversionError(f"TFLite {precision} conversion failed: {first_line(exc)}") from exc
         target = workdir / f"model_{precision}.tflite"
         target.write_bytes(flatbuffer)
-        notes = [calibration.note] if precision == "int8" and calibration.note else []
-        return BuiltVariant(target, "tflite", precision, interpreter_name(), notes)
+        return BuiltVariant(target, "tflite", precision, interpreter_name(), calibration.notes_for(precision))
 
     def load(self, variant: BuiltVariant) -> Runner:
         return TfliteRunner(variant.path)

@@ -47,7 +47,7 @@ class CpuBackend:
             activations = get_settings().cpu_int8_activations
             target = workdir / "model_int8.onnx"
             quantized = quantize_qdq(source.onnx(workdir), calibration, target, activations)
-            notes = [calibration.note] if calibration.note else []
+            notes = calibration.notes_for("int8")
             return BuiltVariant(quantized, "onnx", "int8", runtime, notes, {"int8": f"{activations}s8 QDQ"})
         raise UsageError(f"cpu does not build {precision}")
 

@@ -58,7 +58,7 @@ class FpgaBackend:
         target = workdir / "model_xint8.onnx"
         prepared = prepare_for_quantization(source.onnx(workdir), workdir / "prepared_xint8.onnx")
         _quantize_xint8(prepared, calibration, target)
-        notes = [note for note in (calibration.note, None if has_vitis_provider() else NO_DPU_NOTE) if note]
+        notes = calibration.notes_for("int8") + ([] if has_vitis_provider() else [NO_DPU_NOTE])
         return BuiltVariant(target, "onnx", "int8", _runtime_name(), notes, {"quantizer": "amd-quark XINT8"})
 
     def load(self, variant: BuiltVariant) -> Runner:

@@ -132,7 +132,7 @@ class GpuBackend:
         settings = get_settings()
         timing_cache = settings.cache_dir / "tensorrt" / identity.cache_name()
         build_engine(onnx_path, target, precision, source.inputs, settings.bench_max_batch, timing_cache)
-        notes = [calibration.note] if precision == "int8" and calibration.note else []
+        notes = calibration.notes_for(precision)
         return BuiltVariant(
             target, "tensorrt", precision, f"tensorrt {identity.tensorrt_version}", notes, asdict(identity)
         )

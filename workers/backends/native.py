@@ -22,7 +22,7 @@ class NativeBackend:
     def __init__(self) -> None:
         # The "variant" is the source itself; load() hands back the runner convert() was given,
         # so the baseline is never loaded twice.
-        self._sources: dict[Path, SourceModel] = {}
+        self._source: SourceModel | None = None
 
     def host_problems(self) -> list[str]:
         return []
@@ -33,11 +33,13 @@ class NativeBackend:
     def convert(
         self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
     ) -> BuiltVariant:
-        self._sources = {source.path: source}  # only the current task's source stays referenced
+        self._source = source  # only the current task's source stays referenced
         return BuiltVariant(source.path, source.framework, "fp32", source.runtime)
 
     def load(self, variant: BuiltVariant) -> Runner:
-        return self._sources[variant.path].run
+        if self._source is None or self._source.path != variant.path:
+            raise RuntimeError(f"native baseline {variant.path} was not converted in this process")
+        return self._source.run
 
 
 BACKEND = NativeBackend()
