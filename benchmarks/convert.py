@@ -40,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mobilenetv2,resnet50")
     parser.add_argument("--hw", default="cpu,arm,fpga", help="Hardware classes to convert for.")
-    parser.add_argument("--cpu-int8", choices=["s8", "u8"], default="s8", help="FARM_CPU_INT8_ACTIVATIONS.")
+    parser.add_argument("--cpu-int8", choices=["s8", "u8"], default="u8", help="FARM_CPU_INT8_ACTIVATIONS.")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON.")
     args = parser.parse_args()

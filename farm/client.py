@@ -13,7 +13,6 @@ from db import store
 from db.engine import ensure_schema, session_scope
 from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant, utcnow
 from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
-from farm.calibfile import read_calibration
 from farm.cluster import require_broker
 from farm.errors import FarmError, ServiceUnavailableError, first_line
 from farm.jobspec import ConvertOptions
@@ -49,6 +48,8 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     model = asked.model
     model_format = detect_format(model)
     if asked.calib is not None:
+        from farm.calibfile import read_calibration  # numpy: imported only when a file is given
+
         read_calibration(asked.calib)
     require_broker(settings)
     ensure_schema(settings.database_url)

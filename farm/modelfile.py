@@ -10,8 +10,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
 from farm.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError, UsageError, first_line
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -115,6 +113,8 @@ def _minimal_graph_def_class() -> type:
     Enough to tell a real frozen graph from random bytes without TensorFlow; every other
     field survives parsing as an unknown field.
     """
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # only .pb needs it
+
     proto = descriptor_pb2.FileDescriptorProto(name="farm_minimal_graph.proto", package="farm_minimal")
     node = proto.message_type.add(name="NodeDef")
     for number, name in ((1, "name"), (2, "op")):

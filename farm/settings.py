@@ -37,7 +37,13 @@ class FarmSettings(BaseSettings):
     verify_samples: int = Field(default=16, ge=1, description="Synthetic verification samples (no --calib).")
     calib_samples: int = Field(default=32, ge=1, description="Most samples a quantizer calibrates on.")
     cpu_int8_activations: Literal["s8", "u8"] = Field(
-        default="s8", description="cpu INT8 activations: s8 (S8S8) or u8 (U8S8, faster on some x86 CPUs)."
+        default="u8",
+        description="How cpu INT8 stores activations: u8 (what ONNX Runtime's x86 kernels fuse) or s8; "
+        "the same quantization either way.",
+    )
+    fpga_calibration: Literal["nonoverflow", "minmse"] = Field(
+        default="nonoverflow",
+        description="fpga XINT8 power-of-two scales: nonoverflow (from the range) or minmse (slow search).",
     )
     bench_window_s: float = Field(default=0.5, gt=0, description="One benchmark timing window.")
     bench_seconds: float = Field(default=6.0, gt=0, description="Most timing per batch size.")

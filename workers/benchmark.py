@@ -15,7 +15,8 @@ from workers.backends.base import Runner
 from workers.calibration import random_feeds
 from workers.sources import TensorSpec
 
-WARMUP_RUNS = 3
+WARMUP_RUNS = 3  # before the first batch size: loads, allocates, fills caches
+RESIZE_WARMUP_RUNS = 1  # before each later one: only the new shape is new
 MIN_RUNS_PER_WINDOW = 3
 STABLE_WINDOWS = 3
 STABLE_SPREAD = 0.10
@@ -42,12 +43,12 @@ class Measurement:
 
 def sweep(runner: Runner, specs: list[TensorSpec], plan: BenchmarkPlan) -> list[Measurement]:
     """Batch 1, then doubling while every input's batch is free and throughput keeps rising."""
-    results = [measure(runner, specs, 1, plan)]
+    results = [measure(runner, specs, 1, plan, WARMUP_RUNS)]
     if not all(spec.shape and spec.shape[0] is None for spec in specs):
         return results
     batch = 2
     while batch <= plan.max_batch:
-        result = measure(runner, specs, batch, plan)
+        result = measure(runner, specs, batch, plan, RESIZE_WARMUP_RUNS)
         best = max(r.throughput_per_s for r in results)
         results.append(result)
         if result.throughput_per_s < best * MIN_GAIN:
@@ -56,9 +57,11 @@ def sweep(runner: Runner, specs: list[TensorSpec], plan: BenchmarkPlan) -> list[
     return results
 
 
-def measure(runner: Runner, specs: list[TensorSpec], batch: int, plan: BenchmarkPlan) -> Measurement:
+def measure(
+    runner: Runner, specs: list[TensorSpec], batch: int, plan: BenchmarkPlan, warmup_runs: int
+) -> Measurement:
     feeds = random_feeds(specs, batch)
-    for _ in range(WARMUP_RUNS):
+    for _ in range(warmup_runs):
         runner(feeds)
     windows: list[list[float]] = []
     deadline = time.perf_counter() + plan.budget_s

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
+import tempfile
 import time
+import weakref
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +115,8 @@ class VariantBuilder:
     @cached_property
     def source(self) -> SourceModel:
         r = self.request
-        return load_source(self.store.path(r.model_key), r.model_format, r.inputs, r.outputs)
+        path = self.store.path(r.model_key)
+        return loaded_source(r.model_sha256, path, r.model_format, tuple(r.inputs), tuple(r.outputs))
 
     @cached_property
     def calibration(self) -> Calibration:
@@ -167,6 +171,26 @@ class VariantBuilder:
         r = self.request
         key = f"variants/{r.job_id}/{r.hardware}/{planned.backend}-{planned.precision}/{built.path.name}"
         return self.store.put_file(built.path, key)
+
+
+@lru_cache(maxsize=1)
+def loaded_source(
+    model_sha256: str, path: Path, fmt: ModelFormat, inputs: tuple[TensorArg, ...], outputs: tuple[str, ...]
+) -> SourceModel:
+    """The source model, kept loaded (with its ONNX export) for this worker process's next task.
+
+    A worker serving several hardware classes gets one task per class for the same model, and
+    loading a large TensorFlow model and exporting it to ONNX takes longer than most conversions.
+    One model at a time: the previous one, and its scratch folder, go when another is loaded.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix=f"farm-source-{model_sha256[:12]}-"))
+    try:
+        source = load_source(path, fmt, list(inputs), list(outputs), scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(source, shutil.rmtree, scratch, ignore_errors=True)
+    return source
 
 
 def _size_of(path: Path) -> int:

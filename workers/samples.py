@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workers.sources import import_tensorflow
+from workers.backends.base import import_tensorflow
 
 INPUT_SHAPE = (16, 16, 3)
 INPUT_NAME = "image"

@@ -7,7 +7,6 @@ running the original model itself (the graph, the serving signature, the Keras m
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from farm.errors import CorruptModelError, ModelError, ToolchainMissingError, first_line
+from farm.errors import CorruptModelError, ModelError, first_line
 from farm.modelfile import ModelFormat, TensorArg
+from workers.backends.base import import_tensorflow
 
 ONNX_OPSET = 17
 # Ops that end a graph without being a model output.
@@ -51,6 +51,7 @@ class SourceModel:
         # None when the source is not a TensorFlow model.
         self.tf_function = tf_function
         self.path = Path()  # the submitted model file or folder; set by load_source
+        self.scratch = Path()  # where files derived from the model go; set by load_source
         self._onnx: Path | None = None
 
     @property
@@ -58,22 +59,27 @@ class SourceModel:
         """What the submitted model is native to: "tensorflow" or "onnx"."""
         return "tensorflow" if self.tf_function is not None else "onnx"
 
-    def onnx(self, workdir: Path) -> Path:
+    def onnx(self) -> Path:
         """The model as ONNX, exported once and shared by every backend that starts from ONNX."""
         if self._onnx is None or not self._onnx.exists():
-            path = workdir / "source.onnx"
+            path = self.scratch / "source.onnx"
             self.write_onnx(path)
             self._onnx = path
         return self._onnx
 
 
-def load_source(path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: list[str]) -> SourceModel:
+def load_source(
+    path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: list[str], scratch: Path
+) -> SourceModel:
+    """The model at ``path``; ``scratch`` is an existing folder for what is derived from it, which
+    lives as long as the returned source (its ONNX export)."""
     source = (
         _onnx_source(path, inputs)
         if fmt is ModelFormat.ONNX
         else _tensorflow_source(path, fmt, inputs, outputs)
     )
     source.path = path
+    source.scratch = scratch
     return source
 
 
@@ -87,19 +93,6 @@ def _tensorflow_source(
         raise
     except Exception as exc:
         raise CorruptModelError(f"{path.name}: TensorFlow could not load it ({first_line(exc)})") from exc
-
-
-def import_tensorflow() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import tensorflow as tf
-        import tf2onnx  # noqa: F401
-    except ImportError as exc:
-        raise ToolchainMissingError(
-            f"converting TensorFlow models needs {exc.name}: pip install 'farm[tf]'"
-        ) from exc
-    tf.get_logger().setLevel("ERROR")
-    return tf
 
 
 # --- frozen graph -----------------------------------------------------------------------------

@@ -22,8 +22,8 @@ LOCAL_BUILDS += [("arm", p) for p in ("fp32", "fp16", "dynamic", "int8")] + [("f
 
 
 @pytest.fixture(scope="module")
-def source(sample_models: dict[str, Path]) -> SourceModel:
-    return load_source(sample_models["keras"], ModelFormat.KERAS, [], [])
+def source(sample_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> SourceModel:
+    return load_source(sample_models["keras"], ModelFormat.KERAS, [], [], tmp_path_factory.mktemp("source"))
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +62,14 @@ def test_variant_runs_and_matches_tensorflow_within_its_precision_tolerance(
         assert any("synthetic" in note for note in variant.notes)
 
 
-def test_cpu_int8_is_signed_qdq_with_per_channel_weights(built: dict[tuple[str, str], BuiltVariant]) -> None:
-    model = onnx.load(str(built[("cpu", "int8")].path))
+def test_cpu_int8_is_qdq_stored_as_the_setting_says(built: dict[tuple[str, str], BuiltVariant]) -> None:
+    variant = built[("cpu", "int8")]
+    model = onnx.load(str(variant.path))
     quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert quantize and any(n.op_type == "DequantizeLinear" for n in model.graph.node)
     zero_points = _initializers(model, [n.input[2] for n in quantize if len(n.input) > 2])
-    assert zero_points and all(z.dtype == np.int8 for z in zero_points)
-    weight_scales = [s for s in _initializers(model, _scale_names(model)) if s.ndim == 1 and s.size > 1]
-    assert weight_scales, "per-channel weights have one scale per output channel"
+    assert zero_points and all(z.dtype == np.uint8 for z in zero_points)  # FARM_CPU_INT8_ACTIVATIONS=u8
+    assert variant.details == {"int8": "u8s8 QDQ"}
 
 
 def test_fpga_int8_has_symmetric_power_of_two_scales(built: dict[tuple[str, str], BuiltVariant]) -> None:
@@ -103,14 +103,3 @@ def _scale_names(model: onnx.ModelProto) -> list[str]:
 def _initializers(model: onnx.ModelProto, names: list[str]) -> list[np.ndarray]:
     wanted = set(names)
     return [numpy_helper.to_array(t) for t in model.graph.initializer if t.name in wanted]
-
-
-def test_cpu_int8_can_use_unsigned_activations(
-    source: SourceModel, calibration: Calibration, tmp_path: Path
-) -> None:
-    from workers.quantize import quantize_qdq
-
-    model = onnx.load(str(quantize_qdq(source.onnx(tmp_path), calibration, tmp_path / "u8.onnx", "u8")))
-    quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
-    dtypes = {z.dtype for z in _initializers(model, [n.input[2] for n in quantize])}
-    assert np.dtype(np.uint8) in dtypes  # activations; weights stay signed per-channel

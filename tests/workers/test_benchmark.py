@@ -20,7 +20,7 @@ def test_stability_needs_three_windows_within_ten_percent() -> None:
 
 
 def test_a_measurement_has_ordered_percentiles_and_counts_its_runs() -> None:
-    result = measure(matmul, DYNAMIC, 4, QUICK)
+    result = measure(matmul, DYNAMIC, 4, QUICK, warmup_runs=1)
     assert result.batch_size == 4 and result.runs >= 3
     assert 0 < result.p50_ms <= result.p95_ms <= result.p99_ms
     assert result.throughput_per_s > 0

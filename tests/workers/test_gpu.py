@@ -63,7 +63,7 @@ def test_builder_flags_only_on_tensorrt_10() -> None:
 def test_engine_inputs_fp16_and_qdq_onnx_keep_float32_io(
     sample_models: dict[str, Path], tmp_path: Path
 ) -> None:
-    source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [])
+    source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [], tmp_path)
     calibration = synthetic_calibration(source.inputs, samples=8, held_out=8)
     fp16 = onnx.load(str(engine_onnx(source, "fp16", calibration, tmp_path)))
     float16 = onnx.TensorProto.FLOAT16
@@ -92,7 +92,7 @@ def test_tensorrt_engine_builds_runs_and_verifies(
     precision: str, sample_models: dict[str, Path], tmp_path: Path
 ) -> None:
     backend = get_backend("gpu")
-    source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [])
+    source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [], tmp_path)
     calibration = synthetic_calibration(source.inputs, samples=16, held_out=16)
     variant = backend.convert(source, precision, calibration, tmp_path)
     assert variant.format == "tensorrt" and variant.details["gpu_name"]

@@ -15,28 +15,29 @@ from workers.sources import load_source
 from workers.verify import compare_outputs, tolerance_for
 
 
-def test_frozen_graph_inputs_and_outputs_are_detected(sample_models: dict[str, Path]) -> None:
-    source = load_source(sample_models["frozen_graph"], ModelFormat.FROZEN_GRAPH, [], [])
+def test_frozen_graph_inputs_and_outputs_are_detected(sample_models: dict[str, Path], tmp_path: Path) -> None:
+    source = load_source(sample_models["frozen_graph"], ModelFormat.FROZEN_GRAPH, [], [], tmp_path)
     assert [(s.name, s.shape, s.dtype) for s in source.inputs] == [("image:0", (None, 16, 16, 3), "float32")]
     assert source.output_names == ["Identity:0"]
 
 
-def test_named_tensors_with_and_without_index_suffix(sample_models: dict[str, Path]) -> None:
+def test_named_tensors_with_and_without_index_suffix(sample_models: dict[str, Path], tmp_path: Path) -> None:
     source = load_source(
         sample_models["frozen_graph"],
         ModelFormat.FROZEN_GRAPH,
         [TensorArg("image", (2, 16, 16, 3))],
         ["Identity"],
+        tmp_path,
     )
     assert source.inputs[0].name == "image:0" and source.inputs[0].shape == (2, 16, 16, 3)
     assert source.output_names == ["Identity:0"]
     with pytest.raises(ModelError, match="'nope:0' is not a node"):
-        load_source(sample_models["frozen_graph"], ModelFormat.FROZEN_GRAPH, [], ["nope:0"])
+        load_source(sample_models["frozen_graph"], ModelFormat.FROZEN_GRAPH, [], ["nope:0"], tmp_path)
     with pytest.raises(ModelError, match="no output named missing:0"):
-        load_source(sample_models["keras"], ModelFormat.KERAS, [], ["missing"])
+        load_source(sample_models["keras"], ModelFormat.KERAS, [], ["missing"], tmp_path)
 
 
-def test_all_tensorflow_formats_agree(sample_models: dict[str, Path]) -> None:
+def test_all_tensorflow_formats_agree(sample_models: dict[str, Path], tmp_path: Path) -> None:
     formats = {
         "frozen_graph": ModelFormat.FROZEN_GRAPH,
         "saved_model": ModelFormat.SAVED_MODEL,
@@ -45,7 +46,7 @@ def test_all_tensorflow_formats_agree(sample_models: dict[str, Path]) -> None:
     }
     outputs = []
     for name, fmt in formats.items():
-        source = load_source(sample_models[name], fmt, [], [])
+        source = load_source(sample_models[name], fmt, [], [], tmp_path)
         outputs.append(source.run(random_feeds(source.inputs, 2))[0])
     for other in outputs[1:]:
         np.testing.assert_allclose(other, outputs[0], atol=1e-6)
@@ -53,10 +54,10 @@ def test_all_tensorflow_formats_agree(sample_models: dict[str, Path]) -> None:
 
 
 def test_an_onnx_model_is_taken_as_already_converted(sample_models: dict[str, Path], tmp_path: Path) -> None:
-    keras_source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [])
+    keras_source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [], tmp_path)
     exported = tmp_path / "given.onnx"
     keras_source.write_onnx(exported)
-    onnx_source = load_source(exported, ModelFormat.ONNX, [], [])
+    onnx_source = load_source(exported, ModelFormat.ONNX, [], [], tmp_path)
     assert [s.name for s in onnx_source.inputs] == ["image:0"]
 
     backend = get_backend("cpu")

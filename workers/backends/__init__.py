@@ -1,8 +1,9 @@
 """The registry of backends.
 
 Every module in this package except ``base`` is a backend and exposes ``BACKEND``; adding a
-hardware target is adding one file. Modules must import cheaply: heavy toolchains are imported
-inside the backend's methods, so the client can list backends without TensorFlow.
+hardware target is adding one file. Modules must import cheaply, because the CLI imports them to
+check `--hw` and `--precision`: toolchains, and numpy too, are imported inside the methods that use
+them (tests/farm/test_cli_imports.py holds the CLI to that).
 
 A backend with a ``hardware`` class is a target (its name is a queue); the one without is the
 native baseline, run on every hardware class so each speedup is measured on the same machine.

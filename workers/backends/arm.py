@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from farm.errors import ConversionError, UnsupportedModelError, UsageError, first_line
-from workers.backends.base import BuiltVariant, Runner, package_versions, toolchain_problem
-from workers.calibration import Calibration
-from workers.sources import SourceModel, import_tensorflow
+from workers.backends.base import BuiltVariant, Runner, import_tensorflow, package_versions, toolchain_problem
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from workers.calibration import Calibration
+    from workers.sources import SourceModel
 
 
 class ArmBackend:

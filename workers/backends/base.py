@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+from farm.errors import ToolchainMissingError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
 # Runs a variant: named input arrays in, output arrays out (in the source model's output order).
-Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+Runner = Callable[[dict[str, "np.ndarray"]], list["np.ndarray"]]
 
 # Every precision a backend may build, in the order variants are built and shown.
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -68,6 +71,19 @@ def toolchain_problem(backend: Backend) -> list[str]:
     if not missing:
         return []
     return [f"{', '.join(missing)} not installed: pip install 'farm[{backend.extra}]'"]
+
+
+def import_tensorflow() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+        import tf2onnx  # noqa: F401
+    except ImportError as exc:
+        raise ToolchainMissingError(
+            f"converting TensorFlow models needs {exc.name}: pip install 'farm[tf]'"
+        ) from exc
+    tf.get_logger().setLevel("ERROR")
+    return tf
 
 
 def package_versions(distributions: Iterable[str]) -> str:

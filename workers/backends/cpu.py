@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from farm.errors import UsageError
 from farm.settings import get_settings
@@ -13,9 +14,11 @@ from workers.backends.base import (
     package_versions,
     toolchain_problem,
 )
-from workers.calibration import Calibration
 from workers.quantize import quantize_qdq
-from workers.sources import SourceModel
+
+if TYPE_CHECKING:
+    from workers.calibration import Calibration
+    from workers.sources import SourceModel
 
 
 class CpuBackend:
@@ -40,13 +43,11 @@ class CpuBackend:
 
         runtime = f"onnxruntime {ort.__version__}"
         if precision == "fp32":
-            return BuiltVariant(
-                optimise(source.onnx(workdir), workdir / "model.onnx"), "onnx", "fp32", runtime
-            )
+            return BuiltVariant(optimise(source.onnx(), workdir / "model.onnx"), "onnx", "fp32", runtime)
         if precision == "int8":
             activations = get_settings().cpu_int8_activations
             target = workdir / "model_int8.onnx"
-            quantized = quantize_qdq(source.onnx(workdir), calibration, target, activations)
+            quantized = quantize_qdq(source.onnx(), calibration, target, activations)
             notes = calibration.notes_for("int8")
             return BuiltVariant(quantized, "onnx", "int8", runtime, notes, {"int8": f"{activations}s8 QDQ"})
         raise UsageError(f"cpu does not build {precision}")

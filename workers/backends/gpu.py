@@ -19,16 +19,18 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from farm.errors import ConversionError, UsageError
 from farm.settings import get_settings
 from workers.backends.base import BuiltVariant, Runner, package_versions, toolchain_problem
-from workers.calibration import Calibration, concrete_shape
 from workers.quantize import quantize_qdq
-from workers.sources import SourceModel, TensorSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from workers.calibration import Calibration
+    from workers.sources import SourceModel, TensorSpec
 
 WORKSPACE_BYTES = 4 << 30
 OPT_BATCH = 8
@@ -66,6 +68,8 @@ def profile_shapes(
     spec: TensorSpec, max_batch: int
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Min, optimum and max shapes of one input's optimization profile (a free batch only)."""
+    from workers.calibration import concrete_shape
+
     if not spec.shape or spec.shape[0] is not None:
         fixed = concrete_shape(spec, 1)
         return fixed, fixed, fixed
@@ -84,7 +88,7 @@ def uses_builder_flag(precision: str, tensorrt_version: str) -> bool:
 
 def engine_onnx(source: SourceModel, precision: str, calibration: Calibration, workdir: Path) -> Path:
     """The ONNX graph the engine is built from: as exported, FP16, or INT8 QDQ."""
-    exported = source.onnx(workdir)
+    exported = source.onnx()
     if precision == "fp32":
         return exported
     if precision == "fp16":
@@ -225,6 +229,8 @@ class EngineRunner:
         self.output_names = [n for n in names if self.engine.get_tensor_mode(n) != mode]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        import numpy as np
+
         cudart = self.cudart
         allocations = []
         try:

@@ -5,10 +5,13 @@ the same machine."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workers.backends.base import BuiltVariant, Runner, package_versions
-from workers.calibration import Calibration
-from workers.sources import SourceModel
+
+if TYPE_CHECKING:
+    from workers.calibration import Calibration
+    from workers.sources import SourceModel
 
 
 class NativeBackend:
