@@ -3,32 +3,19 @@ claims to be: the right file, the right number formats, close to TensorFlow's ou
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
 
-from farm.modelfile import ModelFormat
 from workers.backends import all_backends
 from workers.backends.base import BuiltVariant
-from workers.calibration import Calibration, run_batched, synthetic_calibration
-from workers.sources import SourceModel, load_source
+from workers.calibration import Calibration, run_batched
+from workers.sources import SourceModel
 from workers.verify import compare_outputs, tolerance_for
 
 LOCAL_BUILDS = [("native", "fp32"), ("cpu", "fp32"), ("cpu", "int8")]
 LOCAL_BUILDS += [("arm", p) for p in ("fp32", "fp16", "dynamic", "int8")] + [("fpga", "int8")]
-
-
-@pytest.fixture(scope="module")
-def source(sample_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> SourceModel:
-    return load_source(sample_models["keras"], ModelFormat.KERAS, [], [], tmp_path_factory.mktemp("source"))
-
-
-@pytest.fixture(scope="module")
-def calibration(source: SourceModel) -> Calibration:
-    return synthetic_calibration(source.inputs, samples=16, held_out=16)
 
 
 @pytest.fixture(scope="module")

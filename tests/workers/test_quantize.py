@@ -10,22 +10,11 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from farm.modelfile import ModelFormat
-from workers.calibration import Calibration, run_batched, synthetic_calibration
+from workers.calibration import Calibration, run_batched
 from workers.quantize import quantize_qdq
-from workers.sources import SourceModel, load_source
+from workers.sources import SourceModel
 
 ENCODINGS = ("s8", "u8")
-
-
-@pytest.fixture(scope="module")
-def source(sample_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> SourceModel:
-    return load_source(sample_models["keras"], ModelFormat.KERAS, [], [], tmp_path_factory.mktemp("source"))
-
-
-@pytest.fixture(scope="module")
-def calibration(source: SourceModel) -> Calibration:
-    return synthetic_calibration(source.inputs, samples=16, held_out=16)
 
 
 @pytest.fixture(scope="module")
