@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from workers.backends.base import onnxruntime_runner
 from workers.calibration import Calibration, run_batched
 from workers.quantize import quantize_qdq
 from workers.sources import SourceModel
@@ -23,9 +24,7 @@ def encodings(
 ) -> dict[str, Path]:
     workdir = tmp_path_factory.mktemp("quantize")
     exported = source.onnx()
-    return {
-        kind: quantize_qdq(exported, calibration, workdir / f"{kind}.onnx", kind) for kind in ("s8", "u8")
-    }
+    return {kind: quantize_qdq(exported, calibration, workdir / f"{kind}.onnx", kind) for kind in ENCODINGS}
 
 
 def activation_qparams(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -70,8 +69,6 @@ def test_s8_and_u8_activations_are_one_quantization(
         u8_scale, u8_zero_point = unsigned[tensor]
         np.testing.assert_array_equal(scale, u8_scale, err_msg=tensor)
         np.testing.assert_array_equal(zero_point.astype(int) + 128, u8_zero_point.astype(int), err_msg=tensor)
-    from workers.backends.base import onnxruntime_runner
-
     outputs = {
         kind: run_batched(onnxruntime_runner(path), calibration.held_out, source.inputs, 8)
         for kind, path in encodings.items()

@@ -74,6 +74,7 @@ def toolchain_problem(backend: Backend) -> list[str]:
 
 
 def import_tensorflow() -> Any:
+    """TensorFlow, quiet, with tf2onnx beside it; or an error naming the extra to install."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorflow as tf
