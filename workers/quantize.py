@@ -7,6 +7,7 @@ engines from, so the cpu and gpu backends share it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +43,7 @@ def quantize_qdq(source_onnx: Path, calibration: Calibration, target: Path, acti
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    prepared = prepare_for_quantization(source_onnx, target.with_name("prepared.onnx"))
+    prepared = prepare_for_quantization(source_onnx)
     try:
         quantize_static(
             str(prepared),
@@ -58,13 +59,22 @@ def quantize_qdq(source_onnx: Path, calibration: Calibration, target: Path, acti
     return target
 
 
-def prepare_for_quantization(source_onnx: Path, target: Path) -> Path:
-    """Shape inference and graph clean-up the quantizer needs; the unprepared model if it fails."""
+def prepare_for_quantization(source_onnx: Path) -> Path:
+    """Shape inference and graph clean-up the quantizer needs; the unprepared model if it fails.
+
+    Kept beside the source export, so the cpu and fpga quantizers of one job prepare it once.
+    """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    target = source_onnx.with_name(f"{source_onnx.stem}.prepared.onnx")
+    if target.exists():
+        return target
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        quant_pre_process(str(source_onnx), str(target), skip_symbolic_shape=False)
+        quant_pre_process(str(source_onnx), str(partial), skip_symbolic_shape=False)
     except Exception as exc:  # a model the pre-processor cannot handle still quantizes, less well
         log.warning("quantization pre-processing skipped: %s", first_line(exc))
+        partial.unlink(missing_ok=True)
         return source_onnx
+    os.replace(partial, target)  # never a half-written file under the name that is reused
     return target

@@ -12,7 +12,7 @@ from onnx import numpy_helper
 
 from workers.backends.base import onnxruntime_runner
 from workers.calibration import Calibration, run_batched
-from workers.quantize import quantize_qdq
+from workers.quantize import prepare_for_quantization, quantize_qdq
 from workers.sources import SourceModel
 
 ENCODINGS = ("s8", "u8")
@@ -75,3 +75,14 @@ def test_s8_and_u8_activations_are_one_quantization(
     }
     for signed_output, unsigned_output in zip(outputs["s8"], outputs["u8"], strict=True):
         np.testing.assert_allclose(signed_output, unsigned_output, atol=1e-5)
+
+
+def test_the_prepared_model_is_made_once_beside_the_export(
+    encodings: dict[str, Path], source: SourceModel
+) -> None:
+    prepared = prepare_for_quantization(source.onnx())
+    assert prepared.parent == source.onnx().parent and prepared != source.onnx()
+    made = prepared.stat().st_mtime_ns  # both encodings above were quantized from it
+    assert prepare_for_quantization(source.onnx()) == prepared
+    assert prepared.stat().st_mtime_ns == made
+    assert not list(prepared.parent.glob(".*.tmp"))

@@ -66,7 +66,7 @@ class FpgaBackend:
         if precision != "int8":
             raise UsageError(f"fpga does not build {precision}")
         target = workdir / "model_xint8.onnx"
-        prepared = prepare_for_quantization(source.onnx(), workdir / "prepared_xint8.onnx")
+        prepared = prepare_for_quantization(source.onnx())
         method = get_settings().fpga_calibration
         _quantize_xint8(prepared, calibration, target, method)
         notes = calibration.notes_for("int8") + ([] if has_vitis_provider() else [NO_DPU_NOTE])
