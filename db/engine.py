@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, create_engine
 
 from farm.errors import ServiceUnavailableError, first_line
+from farm.locks import file_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _engines: dict[tuple[int, str], Engine] = {}
@@ -86,7 +86,7 @@ def upgrade_schema(url: str) -> None:
 
 # The newest migration's revision. Checking it with one query spares every CLI call importing
 # Alembic (0.4 s here); tests/db assert that it equals Alembic's head, so it cannot drift.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 @cache
@@ -114,10 +114,7 @@ def _migration_lock(url: str) -> Iterator[None]:
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         yield
         return
-    lock_path = Path(parsed.database + ".migrate.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with file_lock(Path(parsed.database + ".migrate.lock")):
         yield
 
 

@@ -63,6 +63,11 @@ class Task(SQLModel, table=True):
     worker: str | None = Field(default=None, max_length=255)
     celery_id: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text))
+    warnings: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default="[]"),
+        description="What went wrong without failing the task: variants that failed verification.",
+    )
     queued_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -85,14 +90,29 @@ class Variant(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     size_bytes: int
     passed: bool
+    failure: str | None = Field(
+        default=None, sa_column=Column(Text), description="Why it failed verification."
+    )
+    gate: str = Field(
+        default="", max_length=16, description="The rule that judged it: tolerance, agreement, accuracy."
+    )
+    policy: str = Field(default="", max_length=16, description="Version of the verification policy.")
+    verified_on: str = Field(
+        default="", max_length=16, description="synthetic, calibration (held out) or eval."
+    )
     max_abs_error: float
     max_rel_error: float
+    mean_error: float = Field(default=0.0, description="Mean |error| over the output's scale.")
     nan_count: int
     inf_count: int
     top1_agreement: float | None = None
+    accuracy: float | None = Field(default=None, description="On the labelled held-out samples.")
+    reference_accuracy: float | None = Field(default=None, description="The original's, same samples.")
     atol: float
     rtol: float
     min_top1: float = 0.0
+    max_mean_error: float = 0.0
+    max_accuracy_drop: float = 0.0
     verify_samples: int = 0
     verification: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False), description="Numbers per output."
@@ -120,5 +140,15 @@ class BenchmarkResult(SQLModel, table=True):
     p99_ms: float = 0.0
     throughput_per_s: float
     runs: int
-    stable: bool = Field(default=False, description="Three timing windows agreed within 10%.")
+    stable: bool = Field(
+        default=False, description="Three timing windows (or paired ratios) agreed within 10%."
+    )
+    # Timed side by side with the native baseline (none for the baseline itself): its windows
+    # alternated with this variant's, and the speedup is the median of the paired ratios.
+    baseline_p50_ms: float | None = None
+    baseline_throughput_per_s: float | None = None
+    speedup: float | None = None
+    speedup_low: float | None = None
+    speedup_high: float | None = None
+    pairs: int = 0
     created_at: datetime = Field(default_factory=utcnow)

@@ -39,6 +39,10 @@ def variants_of(session: Session, job_id: str) -> list[Variant]:
     return list(session.exec(select(Variant).where(Variant.job_id == job_id).order_by(col(Variant.id))))
 
 
+def variants_of_task(session: Session, task_id: str) -> list[Variant]:
+    return list(session.exec(select(Variant).where(Variant.task_id == task_id).order_by(col(Variant.id))))
+
+
 def benchmarks_of(session: Session, variant_ids: Sequence[int]) -> list[BenchmarkResult]:
     query = select(BenchmarkResult).where(col(BenchmarkResult.variant_id).in_(variant_ids))
     return list(session.exec(query.order_by(col(BenchmarkResult.batch_size))))
@@ -69,12 +73,15 @@ def claim_task(session: Session, task_id: str, worker: str) -> tuple[Job, Task] 
     return get_job(session, task.job_id), task
 
 
-def finish_task(session: Session, task_id: str, state: TaskState, error: str | None = None) -> None:
+def finish_task(
+    session: Session, task_id: str, state: TaskState, error: str | None = None, warnings: Sequence[str] = ()
+) -> None:
     task = session.get(Task, task_id)
     if task is None:
         raise NotFoundError(f"no task {task_id!r}")
     task.state = state
     task.error = error
+    task.warnings = list(warnings)
     task.finished_at = utcnow()
     session.add(task)
 

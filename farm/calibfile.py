@@ -1,12 +1,14 @@
-"""Calibration data files (``--calib``): ``.npy``, ``.npz`` or Parquet, one sample per row.
+"""Sample files (``--calib`` and ``--eval``): ``.npy``, ``.npz`` or Parquet, one sample per row.
 
-Read on the client (to refuse a bad file before anything is queued) and on the worker. The result
-maps input names to arrays whose first axis is the sample; a lone array (``.npy``, or a one-array
-``.npz``) is keyed ``""``, meaning "the model's only input".
+Read on the client (to refuse a bad file before anything is queued) and on the worker. Inputs map
+input names to arrays whose first axis is the sample; a lone array (``.npy``, or a one-array
+``.npz``) is keyed ``""``, meaning "the model's only input". Labels, the true class of each sample,
+ride along as the ``.npz`` array ``labels`` or the Parquet column ``label``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,62 +17,80 @@ from farm.errors import ToolchainMissingError, UsageError
 
 SUFFIXES = (".npy", ".npz", ".parquet")
 ONLY_INPUT = ""
+NPZ_LABELS = "labels"
+PARQUET_LABELS = "label"
 
 
-def read_calibration(path: Path) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class SampleFile:
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None  # one class index per sample, or None
+
+
+def read_samples(path: Path, flag: str = "--calib") -> SampleFile:
+    """The file given to ``flag``; every message names the flag, so the user knows which file."""
     if not path.is_file():
-        raise UsageError(f"calibration file {path} does not exist")
+        raise UsageError(f"{flag} file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise UsageError(f"calibration file {path.name}: expected {', '.join(SUFFIXES)}")
+        raise UsageError(f"{flag} file {path.name}: expected {', '.join(SUFFIXES)}")
     try:
-        arrays = _READERS[suffix](path)
+        arrays, labels_key = _READERS[suffix](path)
     except (UsageError, ToolchainMissingError):
         raise
     except Exception as exc:  # numpy and pyarrow raise many kinds on a damaged file
-        raise UsageError(f"calibration file {path.name} could not be read ({type(exc).__name__})") from exc
-    return _checked(path.name, arrays)
-
-
-def _read_npy(path: Path) -> dict[str, np.ndarray]:
-    return {ONLY_INPUT: np.load(path, allow_pickle=False)}
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
+        raise UsageError(f"{flag} file {path.name} could not be read ({type(exc).__name__})") from exc
+    labels = arrays.pop(labels_key, None)
     if len(arrays) == 1:
-        return {ONLY_INPUT: next(iter(arrays.values()))}
-    return arrays
+        arrays = {ONLY_INPUT: next(iter(arrays.values()))}
+    return _checked(f"{flag} file {path.name}", SampleFile(arrays, labels))
 
 
-def _read_parquet(path: Path) -> dict[str, np.ndarray]:
+def _read_npy(path: Path) -> tuple[dict[str, np.ndarray], str]:
+    return {ONLY_INPUT: np.load(path, allow_pickle=False)}, NPZ_LABELS
+
+
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], str]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}, NPZ_LABELS
+
+
+def _read_parquet(path: Path) -> tuple[dict[str, np.ndarray], str]:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise ToolchainMissingError("reading Parquet needs pyarrow: pip install pyarrow") from exc
     table = pq.read_table(path)
     # A column holds one input; each row is a sample, a scalar or a (nested) list of numbers.
-    arrays = {name: np.asarray(table.column(name).to_pylist()) for name in table.column_names}
-    if len(arrays) == 1:
-        return {ONLY_INPUT: next(iter(arrays.values()))}
-    return arrays
+    return {name: np.asarray(table.column(name).to_pylist()) for name in table.column_names}, PARQUET_LABELS
 
 
 _READERS = {".npy": _read_npy, ".npz": _read_npz, ".parquet": _read_parquet}
 
 
-def _checked(name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    if not arrays:
-        raise UsageError(f"calibration file {name} holds no arrays")
+def _checked(name: str, samples: SampleFile) -> SampleFile:
+    if not samples.inputs:
+        raise UsageError(f"{name} holds no input arrays")
     counts = set()
-    for key, array in arrays.items():
+    for key, array in samples.inputs.items():
         label = f"{name}[{key}]" if key else name
         if array.dtype.kind not in "fiub" or array.ndim == 0:
-            raise UsageError(f"calibration file {label}: expected numbers, one sample per row")
+            raise UsageError(f"{label}: expected numbers, one sample per row")
         counts.add(len(array))
+    if samples.labels is not None:
+        _check_labels(name, samples.labels)
+        counts.add(len(samples.labels))
     if len(counts) > 1:
-        raise UsageError(f"calibration file {name}: its arrays hold different sample counts {sorted(counts)}")
+        raise UsageError(f"{name}: its arrays hold different sample counts {sorted(counts)}")
     if counts.pop() < 2:
-        raise UsageError(f"calibration file {name}: needs at least 2 samples (calibration and held-out)")
-    return arrays
+        raise UsageError(f"{name}: needs at least 2 samples (calibration and held-out)")
+    return samples
+
+
+def _check_labels(name: str, labels: np.ndarray) -> None:
+    whole = labels.dtype.kind in "iu" or (labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0))
+    if labels.ndim != 1 or not whole or (labels.size and labels.min() < 0):
+        raise UsageError(
+            f"{name}: labels must be one class index (0, 1, 2, ...) per sample, "
+            f"got {labels.dtype} of shape {labels.shape}"
+        )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from celery import Celery
 
@@ -14,12 +15,15 @@ from db.engine import ensure_schema, session_scope
 from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant, utcnow
 from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
 from farm.cluster import require_broker
-from farm.errors import FarmError, ServiceUnavailableError, first_line
+from farm.errors import FarmError, ServiceUnavailableError, UsageError, first_line
 from farm.jobspec import ConvertOptions
 from farm.modelfile import TensorArg, detect_format
 from farm.settings import FarmSettings
 from queues.names import CONVERT_TASK, queue_for
 from workers.backends import NATIVE, parse_hardware_list, parse_precisions
+
+if TYPE_CHECKING:
+    from farm.calibfile import SampleFile
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,10 @@ class ConvertRequest:
     outputs: list[str] = field(default_factory=list)
     precisions: str = ""
     calib: Path | None = None
-    atol: float | None = None
-    rtol: float | None = None
-    min_top1: float | None = None
+    evaluation: Path | None = None  # --eval: labelled verification samples
+    thresholds: dict[str, float | None] = field(default_factory=dict)  # overrides by THRESHOLD_NAMES
     force: bool = False
+    strict: bool = False
 
 
 def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -> Job:
@@ -47,10 +51,7 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     precisions = parse_precisions(asked.precisions, hardware_classes)
     model = asked.model
     model_format = detect_format(model)
-    if asked.calib is not None:
-        from farm.calibfile import read_calibration  # numpy: imported only when a file is given
-
-        read_calibration(asked.calib)
+    _check_sample_files(asked)
     require_broker(settings)
     ensure_schema(settings.database_url)
     artifacts = ArtifactStore(settings.artifact_root)
@@ -58,11 +59,11 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     model_key = artifacts.put_model(model, sha256)
     options = ConvertOptions(
         precisions=precisions,
-        atol=asked.atol,
-        rtol=asked.rtol,
-        min_top1=asked.min_top1,
         force=asked.force,
-        **_stored_calibration(artifacts, asked.calib),
+        strict=asked.strict,
+        **asked.thresholds,
+        **_stored_samples(artifacts, "calib", asked.calib),
+        **_stored_samples(artifacts, "eval", asked.evaluation),
     )
     inputs, outputs = asked.inputs, asked.outputs
     job = Job(
@@ -81,13 +82,37 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     return job
 
 
-def _stored_calibration(artifacts: ArtifactStore, calib: Path | None) -> dict[str, str | None]:
-    if calib is None:
+def _check_sample_files(asked: ConvertRequest) -> None:
+    """Refuse unreadable --calib/--eval files, an --eval without labels, and an accuracy
+    threshold that no labels could ever apply to."""
+    calib = _read_samples(asked.calib, "--calib")
+    evaluation = _read_samples(asked.evaluation, "--eval")
+    if asked.evaluation is not None and evaluation is not None and evaluation.labels is None:
+        where = "an .npz array 'labels' or a Parquet column 'label'"
+        raise UsageError(f"--eval file {asked.evaluation.name} has no labels ({where})")
+    labelled = evaluation is not None or (calib is not None and calib.labels is not None)
+    if asked.thresholds.get("max_accuracy_drop") is not None and not labelled:
+        raise UsageError("--max-accuracy-drop needs labelled samples: --eval FILE, or labels in --calib")
+
+
+def _read_samples(path: Path | None, flag: str) -> SampleFile | None:
+    if path is None:
+        return None
+    from farm.calibfile import read_samples  # numpy: imported only when a file is given
+
+    return read_samples(path, flag)
+
+
+def _stored_samples(artifacts: ArtifactStore, kind: str, path: Path | None) -> dict[str, str | None]:
+    """A --calib or --eval file in the artifact store, under its sha256: options calib_key and
+    calib_sha256, or eval_key and eval_sha256."""
+    if path is None:
         return {}
-    sha256 = sha256_of(calib)
+    sha256 = sha256_of(path)
+    folder = "calibration" if kind == "calib" else "evaluation"
     return {
-        "calib_key": artifacts.put_file(calib, f"calibration/{sha256}/{calib.name}"),
-        "calib_sha256": sha256,
+        f"{kind}_key": artifacts.put_file(path, f"{folder}/{sha256}/{path.name}"),
+        f"{kind}_sha256": sha256,
     }
 
 
@@ -170,9 +195,12 @@ def task_state_text(task: Task, queues: set[str] | None, variants: Sequence[Vari
     if task.state != TaskState.QUEUED:
         own = [v for v in variants if v.task_id == task.id]
         reused = sum(1 for v in own if v.reused_from is not None)
-        if TaskState(task.state).finished and reused:
-            return f"{task.state} ({reused} of {len(own)} variants reused from the cache)"
-        return str(task.state)
+        remarks = [f"{reused} of {len(own)} variants reused from the cache"] if reused else []
+        if task.warnings:
+            remarks.append(f"{len(task.warnings)} warning{'s' if len(task.warnings) > 1 else ''}")
+        if not TaskState(task.state).finished or not remarks:
+            return str(task.state)
+        return f"{task.state} ({', '.join(remarks)})"
     if queues is None:
         return f"queued (cannot ask the broker whether a {task.hardware} worker is up)"
     if queue_for(task.hardware) not in queues:
@@ -180,17 +208,22 @@ def task_state_text(task: Task, queues: set[str] | None, variants: Sequence[Vari
     return "queued"
 
 
-def copy_artifacts(settings: FarmSettings, view: JobView, target: Path) -> list[Path]:
-    """Copy a job's variants out; the native baselines are the submitted model and are skipped."""
-    variants = [v for v in view.variants if v.backend != NATIVE]
-    if not variants:
+def copy_artifacts(
+    settings: FarmSettings, view: JobView, target: Path, include_failed: bool = False
+) -> tuple[list[Path], list[Variant]]:
+    """Copy a job's verified variants out (with ``include_failed``, those that failed verification
+    too); the native baselines are the submitted model and are skipped. Returns the copies and
+    the failed variants left behind."""
+    built = [v for v in view.variants if v.backend != NATIVE]
+    if not built:
         raise FarmError(f"job {view.job.id} has no variants yet (state: {view.state.value})")
+    chosen = [v for v in built if v.passed or include_failed]  # a failed variant never serves
     artifacts = ArtifactStore(settings.artifact_root)
     target.mkdir(parents=True, exist_ok=True)
     copied = []
-    for variant in variants:
+    for variant in chosen:
         source = artifacts.path(variant.artifact_key)
         name = f"{view.job.id}-{variant.hardware}-{variant.backend}-{variant.precision}{source.suffix}"
         copy_atomically(source, target / name)
         copied.append(target / name)
-    return copied
+    return copied, [v for v in built if v not in chosen]

@@ -5,16 +5,24 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Thresholds a user may override; None keeps the precision's default (workers/verify.py).
+THRESHOLD_NAMES = ("atol", "rtol", "min_top1", "max_mean_error", "max_accuracy_drop")
+
 
 @dataclass(frozen=True)
 class ConvertOptions:
     precisions: list[str] = field(default_factory=list)  # empty: every precision each backend builds
     calib_key: str | None = None  # artifact key of the --calib file
     calib_sha256: str | None = None
-    atol: float | None = None  # tolerance overrides; None keeps the precision's default
+    eval_key: str | None = None  # artifact key of the --eval file (labelled verification samples)
+    eval_sha256: str | None = None
+    atol: float | None = None
     rtol: float | None = None
     min_top1: float | None = None
+    max_mean_error: float | None = None
+    max_accuracy_drop: float | None = None  # percentage points
     force: bool = False  # rebuild even when a cached variant matches
+    strict: bool = False  # a variant failing verification fails its task
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -24,5 +32,5 @@ class ConvertOptions:
         known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
         return cls(**known)
 
-    def tolerance_overrides(self) -> dict[str, float | None]:
-        return {"atol": self.atol, "rtol": self.rtol, "min_top1": self.min_top1}
+    def threshold_overrides(self) -> dict[str, float | None]:
+        return {name: getattr(self, name) for name in THRESHOLD_NAMES}

@@ -1,5 +1,5 @@
-"""The comparison of a job's variants: one row each, with its speedup over the native baseline
-measured on the same hardware class (the same worker kind, in the same job)."""
+"""The comparison of a job's variants: one row each, with its verdict and its speedup over the
+native baseline, timed side by side on the same worker (workers/benchmark.py)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,16 @@ class ReportRow:
     precision: str
     size_bytes: int
     passed: bool
+    failure: str | None  # why it failed verification
+    gate: str  # the rule that judged it: tolerance, agreement or accuracy (workers/verify.py)
+    verified_on: str  # synthetic, calibration (the held-out part of --calib) or eval (--eval)
+    verify_samples: int
     max_abs_error: float
     max_rel_error: float
+    mean_error: float  # mean |error| over the output's scale
     top1_agreement: float | None
+    accuracy: float | None  # on the labelled verification samples
+    reference_accuracy: float | None  # the native model's on the same samples
     nan_count: int
     inf_count: int
     p50_ms: float | None  # batch 1
@@ -30,8 +37,10 @@ class ReportRow:
     p99_ms: float | None
     throughput_per_s: float | None  # the best over the batch sweep
     best_batch: int | None
-    speedup: float | None  # native p50 / this p50, both at batch 1 on the same hardware class
-    throughput_speedup: float | None  # best throughput / native best throughput
+    speedup: float | None  # batch 1, median of paired window ratios native / this, same worker
+    speedup_low: float | None  # the smallest and largest of those ratios
+    speedup_high: float | None
+    throughput_speedup: float | None  # best throughput / native's best at the same batch sizes
     stable: bool  # every timing of this variant settled within 10%
     cached_from: int | None
     build_s: float  # convert and verify, on the worker
@@ -46,8 +55,14 @@ class ReportRow:
     def is_baseline(self) -> bool:
         return self.backend == NATIVE
 
+    @property
+    def accuracy_change_points(self) -> float | None:
+        if self.accuracy is None or self.reference_accuracy is None:
+            return None
+        return 100 * (self.accuracy - self.reference_accuracy)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "accuracy_change_points": self.accuracy_change_points}
 
 
 def build_report(view: JobView) -> list[ReportRow]:
@@ -62,6 +77,7 @@ def build_report(view: JobView) -> list[ReportRow]:
 def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
     single = next((r for r in results if r.batch_size == 1), None)
     best = max(results, key=lambda r: r.throughput_per_s, default=None)
+    baseline_best = max((r.baseline_throughput_per_s or 0.0 for r in results), default=0.0)
     return ReportRow(
         variant_id=variant.id or -1,
         hardware=variant.hardware,
@@ -70,9 +86,16 @@ def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
         precision=variant.precision,
         size_bytes=variant.size_bytes,
         passed=variant.passed,
+        failure=variant.failure,
+        gate=variant.gate,
+        verified_on=variant.verified_on,
+        verify_samples=variant.verify_samples,
         max_abs_error=variant.max_abs_error,
         max_rel_error=variant.max_rel_error,
+        mean_error=variant.mean_error,
         top1_agreement=variant.top1_agreement,
+        accuracy=variant.accuracy,
+        reference_accuracy=variant.reference_accuracy,
         nan_count=variant.nan_count,
         inf_count=variant.inf_count,
         p50_ms=single.p50_ms if single else None,
@@ -80,8 +103,10 @@ def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
         p99_ms=single.p99_ms if single else None,
         throughput_per_s=best.throughput_per_s if best else None,
         best_batch=best.batch_size if best else None,
-        speedup=None,
-        throughput_speedup=None,
+        speedup=single.speedup if single else None,
+        speedup_low=single.speedup_low if single else None,
+        speedup_high=single.speedup_high if single else None,
+        throughput_speedup=_ratio(best.throughput_per_s, baseline_best) if best else None,
         stable=bool(results) and all(r.stable for r in results),
         cached_from=variant.reused_from,
         build_s=variant.build_s,
@@ -95,7 +120,11 @@ def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
 
 
 def _with_speedups(row: ReportRow, baseline: ReportRow | None) -> ReportRow:
-    if baseline is None:
+    """The baseline's own row is 1x. Rows timed before speedups were paired (schema 0003) get the
+    ratio of two separate measurements, the best they have."""
+    if row.is_baseline:
+        return replace(row, speedup=1.0, throughput_speedup=1.0)
+    if baseline is None or row.speedup is not None:
         return row
     return replace(
         row,

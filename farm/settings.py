@@ -48,6 +48,11 @@ class FarmSettings(BaseSettings):
     bench_window_s: float = Field(default=0.5, gt=0, description="One benchmark timing window.")
     bench_seconds: float = Field(default=6.0, gt=0, description="Most timing per batch size.")
     bench_max_batch: int = Field(default=32, ge=1, description="Largest batch of the throughput sweep.")
+    bench_lock: Path = Field(
+        default=Path(""),
+        description="Host-wide lock held while timing, so workers sharing a host never time each other; "
+        "every worker of a host must name the same local file. Empty: <home>/run/benchmark.lock.",
+    )
     cache_dir: Path = Field(
         default=Path(""), description="Worker-local caches (TensorRT timing); empty: <home>/cache."
     )
@@ -60,6 +65,8 @@ class FarmSettings(BaseSettings):
         if self.artifact_root == Path(""):
             self.artifact_root = self.home / "artifacts"
         self.artifact_root = self.artifact_root.expanduser().absolute()
+        if self.bench_lock == Path(""):
+            self.bench_lock = self.home / "run" / "benchmark.lock"
         if self.cache_dir == Path(""):
             self.cache_dir = self.home / "cache"
         if not self.task_soft_time_limit_s:

@@ -1,12 +1,21 @@
-"""Latency and throughput of a variant on this worker's hardware, measured until stable.
+"""Latency and throughput of a variant on this worker's hardware, and its speedup over the native
+baseline measured side by side.
 
-Machines are noisy: each batch size is timed in windows until the median latency of the last
-three windows agrees within 10% (or the time budget ends, which is recorded as unstable).
+Machines are noisy. A variant is timed in windows alternating with the baseline's (baseline,
+variant, baseline, variant, ...) on the same inputs, so a burst of noise hits both; each pair of
+windows gives one ratio, and the speedup is the median of those ratios, kept with their spread.
+Timing goes on until the last three ratios (alone: the last three window medians) agree within
+10%, or the time budget ends, which is recorded as unsettled.
+
+Only one process per host times at once: ``exclusive`` is a host-wide lock, held for the timing of
+one batch size and never for conversion, so workers that share a host do not time each other.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +31,26 @@ STABLE_WINDOWS = 3
 STABLE_SPREAD = 0.10
 MIN_GAIN = 1.05  # a larger batch must raise throughput by 5% for the sweep to go on
 
+Exclusive = Callable[[], AbstractContextManager[object]]
+
 
 @dataclass(frozen=True)
 class BenchmarkPlan:
     window_s: float  # length of one timing window
-    budget_s: float  # most time spent timing one batch size
+    budget_s: float  # most time spent timing one batch size (both runners, when paired)
     max_batch: int  # the sweep's largest batch (powers of two from 1)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """The baseline timed in the windows interleaved with the variant's, at the same batch size."""
+
+    baseline_p50_ms: float
+    baseline_throughput_per_s: float
+    speedup: float  # median over window pairs of baseline median latency / variant median latency
+    speedup_low: float  # the smallest and largest of those ratios
+    speedup_high: float
+    pairs: int
 
 
 @dataclass(frozen=True)
@@ -39,16 +62,29 @@ class Measurement:
     throughput_per_s: float
     runs: int
     stable: bool
+    pairing: Pairing | None = None
 
 
-def sweep(runner: Runner, specs: list[TensorSpec], plan: BenchmarkPlan) -> list[Measurement]:
-    """Batch 1, then doubling while every input's batch is free and throughput keeps rising."""
-    results = [measure(runner, specs, 1, plan, WARMUP_RUNS)]
+def sweep(
+    runner: Runner,
+    specs: list[TensorSpec],
+    plan: BenchmarkPlan,
+    baseline: Runner | None = None,
+    exclusive: Exclusive = nullcontext,
+) -> list[Measurement]:
+    """Batch 1, then doubling while every input's batch is free and throughput keeps rising;
+    each batch size timed against ``baseline`` when one is given."""
+
+    def timed(batch: int, warmup_runs: int) -> Measurement:
+        with exclusive():
+            return measure(runner, specs, batch, plan, warmup_runs, baseline)
+
+    results = [timed(1, WARMUP_RUNS)]
     if not all(spec.shape and spec.shape[0] is None for spec in specs):
         return results
     batch = 2
     while batch <= plan.max_batch:
-        result = measure(runner, specs, batch, plan, RESIZE_WARMUP_RUNS)
+        result = timed(batch, RESIZE_WARMUP_RUNS)
         best = max(r.throughput_per_s for r in results)
         results.append(result)
         if result.throughput_per_s < best * MIN_GAIN:
@@ -58,19 +94,57 @@ def sweep(runner: Runner, specs: list[TensorSpec], plan: BenchmarkPlan) -> list[
 
 
 def measure(
-    runner: Runner, specs: list[TensorSpec], batch: int, plan: BenchmarkPlan, warmup_runs: int
+    runner: Runner,
+    specs: list[TensorSpec],
+    batch: int,
+    plan: BenchmarkPlan,
+    warmup_runs: int,
+    baseline: Runner | None = None,
 ) -> Measurement:
+    """One batch size: alone, or in windows alternating with ``baseline``'s."""
     feeds = random_feeds(specs, batch)
-    for _ in range(warmup_runs):
-        runner(feeds)
-    windows: list[list[float]] = []
+    timed = [runner] if baseline is None else [baseline, runner]  # the baseline's window first
+    for each in timed:
+        for _ in range(warmup_runs):
+            each(feeds)
+    windows: list[list[list[float]]] = [[] for _ in timed]  # per runner, per window: latencies
     deadline = time.perf_counter() + plan.budget_s
     stable = False
     while not stable:
-        windows.append(_window(runner, feeds, plan.window_s))
-        stable = is_stable([float(np.median(w)) for w in windows[-STABLE_WINDOWS:]])
+        for timings, each in zip(windows, timed, strict=True):
+            timings.append(_window(each, feeds, plan.window_s))
+        stable = is_stable(_settling_series(windows)[-STABLE_WINDOWS:])
         if time.perf_counter() > deadline:
             break
+    pairing = None if baseline is None else _pairing(windows[0], windows[-1], batch)
+    return _summary(batch, windows[-1], stable, pairing)
+
+
+def _settling_series(windows: list[list[list[float]]]) -> list[float]:
+    """What must settle: the paired ratios, or the lone runner's window medians."""
+    medians = [[float(np.median(w)) for w in per_runner] for per_runner in windows]
+    if len(medians) == 1:
+        return medians[0]
+    baseline, variant = medians
+    return [b / v for b, v in zip(baseline, variant, strict=False)]
+
+
+def _pairing(baseline_windows: list[list[float]], variant_windows: list[list[float]], batch: int) -> Pairing:
+    ratios = [
+        float(np.median(b) / np.median(v)) for b, v in zip(baseline_windows, variant_windows, strict=True)
+    ]
+    baseline = _summary(batch, baseline_windows, stable=True, pairing=None)
+    return Pairing(
+        baseline_p50_ms=baseline.p50_ms,
+        baseline_throughput_per_s=baseline.throughput_per_s,
+        speedup=float(np.median(ratios)),
+        speedup_low=min(ratios),
+        speedup_high=max(ratios),
+        pairs=len(ratios),
+    )
+
+
+def _summary(batch: int, windows: list[list[float]], stable: bool, pairing: Pairing | None) -> Measurement:
     latencies = np.asarray([t for window in windows[-STABLE_WINDOWS:] for t in window])
     return Measurement(
         batch_size=batch,
@@ -80,13 +154,14 @@ def measure(
         throughput_per_s=float(batch / np.median(latencies)),
         runs=len(latencies),
         stable=stable,
+        pairing=pairing,
     )
 
 
-def is_stable(window_medians: list[float]) -> bool:
-    if len(window_medians) < STABLE_WINDOWS:
+def is_stable(series: list[float]) -> bool:
+    if len(series) < STABLE_WINDOWS:
         return False
-    return max(window_medians) <= min(window_medians) * (1 + STABLE_SPREAD)
+    return max(series) <= min(series) * (1 + STABLE_SPREAD)
 
 
 def _window(runner: Runner, feeds: dict[str, np.ndarray], seconds: float) -> list[float]:

@@ -1,28 +1,31 @@
 """Data for quantizers and verification: the user's calibration file, split into a calibration
-part and a held-out part, or synthetic samples (with a warning) when none was given."""
+part and a held-out part, or a separate labelled evaluation file; synthetic samples (with a
+warning) for what was not given."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from farm.calibfile import ONLY_INPUT
+from farm.calibfile import ONLY_INPUT, SampleFile
 from farm.errors import ModelError
 from workers.backends.base import Runner
 from workers.sources import TensorSpec
 
 SEED = 20261121
 HELD_OUT_SHARE = 5  # one sample in five is kept for verification
-SYNTHETIC_NOTE = "calibrated on synthetic random data: accuracy on real inputs is unknown; pass --calib FILE"
+SYNTHETIC_NOTE = "calibrated on synthetic random data (no --calib): its scales may not fit real inputs"
 
 
 @dataclass(frozen=True)
 class Calibration:
     samples: dict[str, np.ndarray]  # the quantizers' data; first axis is the sample
     held_out: dict[str, np.ndarray]  # verification data, never seen by a quantizer
-    synthetic: bool
+    synthetic: bool  # the quantizers' data is synthetic
+    verified_on: str  # "synthetic", "calibration" (the held-out part of --calib) or "eval" (--eval)
+    labels: np.ndarray | None = None  # the true class of each held-out sample, when known
 
     def single_samples(self) -> Iterator[dict[str, np.ndarray]]:
         """One feed per sample, batch 1: what quantizers' calibration readers hand out."""
@@ -31,9 +34,37 @@ class Calibration:
             yield {name: array[index : index + 1] for name, array in self.samples.items()}
 
     def notes_for(self, precision: str) -> list[str]:
-        """The warning a variant carries when it was calibrated on synthetic data (INT8 only:
-        the other precisions are not calibrated)."""
-        return [SYNTHETIC_NOTE] if self.synthetic and precision == "int8" else []
+        """The warning an INT8 variant (the only calibrated precision) carries when it was
+        calibrated on synthetic data but verified on real data. When both are synthetic, the
+        report says once, for the whole job, that its verdicts say little."""
+        calibrated_apart = self.synthetic and self.verified_on == "eval"
+        return [SYNTHETIC_NOTE] if precision == "int8" and calibrated_apart else []
+
+
+def make_calibration(
+    specs: list[TensorSpec],
+    calib: SampleFile | None,
+    evaluation: SampleFile | None,
+    max_samples: int,
+    synthetic_held_out: int,
+) -> Calibration:
+    """The quantizers' samples and the verification samples for one job.
+
+    ``--eval`` gives the verification samples (with labels); then all of ``--calib`` calibrates.
+    Without it, the last fifth of ``--calib`` is held out for verification. Whatever is not
+    given is synthetic (seeded random inputs).
+    """
+    if calib is None:
+        calibration = synthetic_calibration(specs, max_samples, synthetic_held_out)
+    elif evaluation is None:
+        calibration = user_calibration(calib, specs, max_samples)
+    else:
+        samples = {spec.name: _samples_for(spec, calib.inputs, specs)[:max_samples] for spec in specs}
+        calibration = Calibration(samples, {}, synthetic=False, verified_on="eval")
+    if evaluation is None:
+        return calibration
+    held_out = {spec.name: _samples_for(spec, evaluation.inputs, specs) for spec in specs}
+    return replace(calibration, held_out=held_out, verified_on="eval", labels=evaluation.labels)
 
 
 def synthetic_calibration(specs: list[TensorSpec], samples: int, held_out: int) -> Calibration:
@@ -41,11 +72,12 @@ def synthetic_calibration(specs: list[TensorSpec], samples: int, held_out: int) 
         samples=random_feeds(specs, samples, SEED),
         held_out=random_feeds(specs, held_out, SEED + 1),
         synthetic=True,
+        verified_on="synthetic",
     )
 
 
-def user_calibration(arrays: dict[str, np.ndarray], specs: list[TensorSpec], max_samples: int) -> Calibration:
-    feeds = {spec.name: _samples_for(spec, arrays, specs) for spec in specs}
+def user_calibration(calib: SampleFile, specs: list[TensorSpec], max_samples: int) -> Calibration:
+    feeds = {spec.name: _samples_for(spec, calib.inputs, specs) for spec in specs}
     count = len(next(iter(feeds.values())))
     held_out = max(1, count // HELD_OUT_SHARE)
     split = count - held_out
@@ -53,6 +85,8 @@ def user_calibration(arrays: dict[str, np.ndarray], specs: list[TensorSpec], max
         samples={name: array[: min(split, max_samples)] for name, array in feeds.items()},
         held_out={name: array[split:] for name, array in feeds.items()},
         synthetic=False,
+        verified_on="calibration",
+        labels=None if calib.labels is None else calib.labels[split:],
     )
 
 

@@ -21,17 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from farm.artifacts import ArtifactStore, sha256_of
-from farm.calibfile import read_calibration
+from farm.calibfile import read_samples
 from farm.jobspec import ConvertOptions
+from farm.locks import file_lock
 from farm.modelfile import ModelFormat, TensorArg
 from farm.settings import FarmSettings
-from workers.backends import all_backends, get_backend, native_backend
-from workers.backends.base import Backend, BuiltVariant
+from workers.backends import NATIVE, all_backends, get_backend, native_backend
+from workers.backends.base import Backend, BuiltVariant, Runner
 from workers.benchmark import BenchmarkPlan, Measurement, sweep
-from workers.calibration import Calibration, run_batched, synthetic_calibration, user_calibration
+from workers.calibration import Calibration, make_calibration, run_batched
 from workers.hardware import describe_cpu
 from workers.sources import SourceModel, load_source
-from workers.verify import Verification, compare_outputs, tolerance_for
+from workers.verify import POLICY_VERSION, Verification, thresholds_for, verify
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class VariantOutcome:
     sha256: str
     size_bytes: int
     verification: Verification
+    verified_on: str  # "synthetic", "calibration" or "eval": see Calibration
+    notes: list[str]
     measurements: list[Measurement]
     host: str
     hardware_description: str
@@ -86,9 +89,10 @@ def _planned(request: ConversionRequest, backend: Backend, precision: str) -> Pl
 
 
 def cache_key(request: ConversionRequest, backend: str, precision: str, toolchain: str) -> str:
-    """Everything that shapes a variant or its verification, hashed."""
+    """Everything that shapes a variant or its verdict, hashed."""
     options = request.options
     identity = {
+        "verification_policy": POLICY_VERSION,
         "model_sha256": request.model_sha256,
         "hardware": request.hardware,
         "backend": backend,
@@ -96,7 +100,8 @@ def cache_key(request: ConversionRequest, backend: str, precision: str, toolchai
         "inputs": [arg.to_json() for arg in request.inputs],
         "outputs": request.outputs,
         "calibration": options.calib_sha256,
-        "tolerance": options.tolerance_overrides(),
+        "evaluation": options.eval_sha256,
+        "thresholds": options.threshold_overrides(),
         "toolchain": toolchain,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -120,13 +125,14 @@ class VariantBuilder:
 
     @cached_property
     def calibration(self) -> Calibration:
-        key = self.request.options.calib_key
-        if key is None:
-            return synthetic_calibration(
-                self.source.inputs, self.settings.calib_samples, self.settings.verify_samples
-            )
-        arrays = read_calibration(self.store.path(key))
-        return user_calibration(arrays, self.source.inputs, self.settings.calib_samples)
+        options = self.request.options
+        calib = None if options.calib_key is None else read_samples(self.store.path(options.calib_key))
+        evaluation = (
+            None if options.eval_key is None else read_samples(self.store.path(options.eval_key), "--eval")
+        )
+        return make_calibration(
+            self.source.inputs, calib, evaluation, self.settings.calib_samples, self.settings.verify_samples
+        )
 
     @cached_property
     def expected_outputs(self) -> list[np.ndarray]:
@@ -140,15 +146,10 @@ class VariantBuilder:
         backend = all_backends()[planned.backend]
         started = time.perf_counter()
         built = backend.convert(self.source, planned.precision, self.calibration, self.workdir)
-        runner = backend.load(built)
-        actual = run_batched(runner, self.calibration.held_out, self.source.inputs, self.chunk)
-        tolerance = tolerance_for(planned.precision, self.request.options.tolerance_overrides())
-        verification = compare_outputs(self.source.output_names, self.expected_outputs, actual, tolerance)
+        runner = backend.load(built, self.source.output_names)
+        verification = self.verify(runner, planned.precision)
         verified = time.perf_counter()
-        plan = BenchmarkPlan(
-            self.settings.bench_window_s, self.settings.bench_seconds, self.settings.bench_max_batch
-        )
-        measurements = sweep(runner, self.source.inputs, plan)
+        measurements = self.benchmark(runner, planned)
         benchmarked = time.perf_counter()
         key = self._store(built, planned)
         return VariantOutcome(
@@ -158,6 +159,8 @@ class VariantBuilder:
             sha256=sha256_of(built.path),
             size_bytes=_size_of(built.path),
             verification=verification,
+            verified_on=self.calibration.verified_on,
+            notes=built.notes + self.calibration.notes_for(planned.precision),
             measurements=measurements,
             host=socket.gethostname(),
             hardware_description=_hardware_description(built),
@@ -165,8 +168,29 @@ class VariantBuilder:
             benchmark_s=benchmarked - verified,
         )
 
+    def verify(self, runner: Runner, precision: str) -> Verification:
+        actual = run_batched(runner, self.calibration.held_out, self.source.inputs, self.chunk)
+        thresholds = thresholds_for(precision, self.request.options.threshold_overrides())
+        return verify(
+            precision,
+            self.source.output_names,
+            self.expected_outputs,
+            actual,
+            thresholds,
+            self.calibration.labels,
+        )
+
+    def benchmark(self, runner: Runner, planned: PlannedVariant) -> list[Measurement]:
+        """The native baseline alone; every other variant side by side with it."""
+        settings = self.settings
+        plan = BenchmarkPlan(settings.bench_window_s, settings.bench_seconds, settings.bench_max_batch)
+        baseline = None if planned.backend == NATIVE else self.source.run
+        return sweep(
+            runner, self.source.inputs, plan, baseline, exclusive=lambda: file_lock(settings.bench_lock)
+        )
+
     def _store(self, built: BuiltVariant, planned: PlannedVariant) -> str:
-        if built.path == self.store.path(self.request.model_key):
+        if planned.backend == NATIVE:
             return self.request.model_key  # the native baseline is the submitted model itself
         r = self.request
         key = f"variants/{r.job_id}/{r.hardware}/{planned.backend}-{planned.precision}/{built.path.name}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -20,6 +21,8 @@ from farm.settings import FarmSettings, get_settings
 from queues.app import app
 from queues.names import CONVERT_TASK
 from workers.convert import ConversionRequest, PlannedVariant, VariantBuilder, VariantOutcome, plan_variants
+from workers.outcome import task_outcome
+from workers.verify import POLICY_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +55,23 @@ def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyp
     if task.attempts > settings.max_attempts:
         # Each earlier delivery died with its worker process (out of memory, a crashing
         # converter): stop requeueing instead of looping forever.
-        return _finish(
-            task_id, [f"gave up after {settings.max_attempts} attempts: the worker died each time"]
-        )
+        return _fail(task_id, f"gave up after {settings.max_attempts} attempts: the worker died each time")
     try:
-        errors = _convert(settings, task, request)
+        build_errors = _convert(settings, task, request)
     except FarmError as exc:
-        errors = [str(exc)]
+        return _fail(task_id, str(exc))
     except SoftTimeLimitExceeded:
-        errors = [f"timed out after {settings.task_soft_time_limit_s} s"]
+        return _fail(task_id, f"timed out after {settings.task_soft_time_limit_s} s")
     except Exception as exc:
         log.exception("conversion of task %s crashed", task_id)
-        errors = [f"internal error: {type(exc).__name__}: {first_line(exc)}"]
-    return _finish(task_id, errors)
+        return _fail(task_id, f"internal error: {type(exc).__name__}: {first_line(exc)}")
+    return _finish(task_id, build_errors, request.options.strict)
 
 
 def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> list[str]:
     """Reuse or build every planned variant, recording each as soon as it is done (so progress is
-    visible and a redelivery after a crash resumes where the dead worker stopped)."""
+    visible and a redelivery after a crash resumes where the dead worker stopped). Returns the
+    precisions that could not be built; verdicts are read back from the recorded variants."""
     errors = []
     with tempfile.TemporaryDirectory(prefix=f"farm-{request.job_id}-") as workdir:
         builder = VariantBuilder(request, settings, Path(workdir))
@@ -82,9 +84,6 @@ def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> 
                 errors.append(f"{planned.backend} {planned.precision}: {exc}")
                 continue
             _record(settings, task, outcome)
-            if not outcome.verification.passed:
-                summary = outcome.verification.summary()
-                errors.append(f"{planned.backend} {planned.precision} failed verification: {summary}")
     return errors
 
 
@@ -102,11 +101,18 @@ def _already_recorded(settings: FarmSettings, task: Task, planned: PlannedVarian
         return True
 
 
-def _finish(task_id: str, errors: list[str]) -> str:
-    state = TaskState.FAILED if errors else TaskState.SUCCEEDED
+def _finish(task_id: str, build_errors: list[str], strict: bool) -> str:
+    """The task's outcome from every variant it recorded, built here or reused from the cache."""
     with session_scope(get_settings().database_url) as session:
-        store.finish_task(session, task_id, state, "; ".join(errors) or None)
-    return state.value
+        outcome = task_outcome(store.variants_of_task(session, task_id), build_errors, strict)
+        store.finish_task(session, task_id, outcome.state, outcome.error, outcome.warnings)
+    return outcome.state.value
+
+
+def _fail(task_id: str, error: str) -> str:
+    with session_scope(get_settings().database_url) as session:
+        store.finish_task(session, task_id, TaskState.FAILED, error)
+    return TaskState.FAILED.value
 
 
 def _record(settings: FarmSettings, task: Task, outcome: VariantOutcome) -> None:
@@ -119,6 +125,7 @@ def _record(settings: FarmSettings, task: Task, outcome: VariantOutcome) -> None
 
 def _variant_row(task: Task, outcome: VariantOutcome) -> Variant:
     check = outcome.verification
+    thresholds = check.thresholds
     return Variant(
         job_id=task.job_id,
         task_id=task.id,
@@ -132,17 +139,26 @@ def _variant_row(task: Task, outcome: VariantOutcome) -> Variant:
         sha256=outcome.sha256,
         size_bytes=outcome.size_bytes,
         passed=check.passed,
+        failure="; ".join(check.failures) or None,
+        gate=check.gate,
+        policy=POLICY_VERSION,
+        verified_on=outcome.verified_on,
         max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error,
+        mean_error=check.mean_error,
         nan_count=sum(c.nan_count for c in check.outputs),
         inf_count=sum(c.inf_count for c in check.outputs),
         top1_agreement=check.top1_agreement,
-        atol=check.tolerance.atol,
-        rtol=check.tolerance.rtol,
-        min_top1=check.tolerance.min_top1,
+        accuracy=check.accuracy.variant if check.accuracy else None,
+        reference_accuracy=check.accuracy.reference if check.accuracy else None,
+        atol=thresholds.atol,
+        rtol=thresholds.rtol,
+        min_top1=thresholds.min_top1,
+        max_mean_error=thresholds.max_mean_error,
+        max_accuracy_drop=thresholds.max_accuracy_drop,
         verify_samples=check.samples,
         verification=check.per_output(),
-        notes=outcome.built.notes,
+        notes=outcome.notes,
         details=outcome.built.details,
         build_s=outcome.build_s,
         benchmark_s=outcome.benchmark_s,
@@ -164,5 +180,6 @@ def _add_benchmarks(session: Session, variant: Variant, outcome: VariantOutcome)
                 throughput_per_s=m.throughput_per_s,
                 runs=m.runs,
                 stable=m.stable,
+                **(asdict(m.pairing) if m.pairing else {}),
             )
         )

@@ -37,8 +37,17 @@ def status(job_id: str = typer.Argument(..., help="A job id from `farm jobs`."))
 def artifacts(
     job_id: str = typer.Argument(..., help="A job id from `farm jobs`."),
     to: Path = typer.Option(..., "--to", help="Folder to copy the variants into."),
+    include_failed: bool = typer.Option(
+        False, "--include-failed", help="Also copy variants that failed verification."
+    ),
 ) -> None:
-    """Copy a job's variants out of the artifact store."""
+    """Copy a job's verified variants out of the artifact store."""
     settings = get_settings()
-    for path in copy_artifacts(settings, load_job(settings, job_id), to):
+    copied, left = copy_artifacts(settings, load_job(settings, job_id), to, include_failed)
+    for path in copied:
         console.print(str(path))
+    for variant in left:
+        console.print(
+            f"not copied: {variant.hardware} {variant.backend} {variant.precision} failed verification "
+            "(--include-failed copies it)"
+        )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from rich.console import Console, Group
+from rich import box
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from farm.client import JobView, task_state_text
 from farm.report import ReportRow, build_report
@@ -36,53 +41,140 @@ def job_table(view: JobView, queues: set[str] | None) -> Group:
             _seconds(task.started_at, task.finished_at),
             escape(task.error or ""),
         )
-    if not view.variants:
-        return Group(tasks)
-    return Group(tasks, report_table(build_report(view)), variant_paths(view))
+    parts: list[RenderableType] = [tasks]
+    if view.variants:
+        parts += [report_view(build_report(view)), variant_paths(view)]
+    warnings = warnings_text(view)
+    if warnings:
+        parts.append(Text(warnings, style="yellow"))
+    return Group(*parts)
 
 
-def report_table(rows: list[ReportRow], title: str = "variants") -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("hardware", "variant", "size", "verified", "max abs / rel err", "top-1"):
-        table.add_column(column)
-    for column in ("p50 / p99 b=1", "best throughput", "speedup"):
-        table.add_column(column, justify="right")
+REPORT_WIDTH = 100  # the report fits a terminal this wide; --wide shows every column instead
+SYNTHETIC_VERDICTS = (
+    "Verified on synthetic random inputs (no --calib or --eval): the verdicts of the fp16, dynamic "
+    "and int8 variants say little about real inputs. Give --calib FILE, best with labels, or --eval FILE."
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    cell: Callable[[ReportRow], str]  # "" when the row has no value
+    justify: JustifyMethod = "left"
+    wide_only: bool = False
+
+
+def report_view(rows: list[ReportRow], title: str = "variants", wide: bool = False) -> Group:
+    """The variants side by side. Compact: one reference per note, the notes numbered under the
+    table, so it fits REPORT_WIDTH columns; wide: every column, notes in full."""
+    notes = {text: 0 for row in rows for text in _notes(row)}  # in order of first appearance
+    for number, text in enumerate(notes, start=1):
+        notes[text] = number
+    columns = [c for c in COLUMNS if (wide or not c.wide_only) and any(c.cell(row) for row in rows)]
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    for column in columns:
+        table.add_column(column.header, justify=column.justify, overflow="fold")
     table.add_column("notes", overflow="fold")
     for row in rows:
-        table.add_row(
-            row.hardware,
-            f"{row.backend} {row.format} {row.precision}",
-            _size(row.size_bytes),
-            _verified(row),
-            f"{row.max_abs_error:.1e} / {row.max_rel_error:.1e}",
-            "-" if row.top1_agreement is None else f"{row.top1_agreement:.0%}",
-            f"{row.p50_ms:.2f} / {row.p99_ms:.2f} ms" if row.p50_ms and row.p99_ms else "-",
-            f"{row.throughput_per_s:,.0f}/s b={row.best_batch}" if row.throughput_per_s else "-",
-            _speedup(row),
-            escape("; ".join(_notes(row))),
-        )
-    return table
+        texts = _notes(row)
+        cited = "; ".join(texts) if wide else ",".join(str(notes[text]) for text in texts)
+        table.add_row(*[column.cell(row) or "-" for column in columns], escape(cited))
+    parts: list[RenderableType] = [table]
+    if not wide:
+        parts += [_wrapped(f"{number}. {text}", indent=3) for text, number in notes.items()]
+    if any(row.verified_on == "synthetic" for row in rows):
+        parts.append(_wrapped(SYNTHETIC_VERDICTS))
+    return Group(*parts)
 
 
-def _verified(row: ReportRow) -> str:
+def _wrapped(text: str, indent: int = 0) -> Text:
+    return Text("\n".join(textwrap.wrap(text, REPORT_WIDTH, subsequent_indent=" " * indent)))
+
+
+def _variant(row: ReportRow) -> str:
+    return f"native {row.format}" if row.is_baseline else f"{row.backend} {row.format} {row.precision}"
+
+
+def _verdict(row: ReportRow) -> str:
     if row.is_baseline:
         return "baseline"
     return "[green]pass[/]" if row.passed else "[red]FAIL[/]"
 
 
+def _accuracy(row: ReportRow) -> str:
+    if row.accuracy is None:
+        return ""
+    change = row.accuracy_change_points
+    return f"{row.accuracy:.2%}" if row.is_baseline or change is None else f"{row.accuracy:.2%} {change:+.2f}"
+
+
 def _speedup(row: ReportRow) -> str:
-    if row.is_baseline:
-        return "1.00x"
-    return "-" if row.speedup is None else f"{row.speedup:.2f}x"
+    if row.speedup is None:
+        return ""
+    text = _times(row.speedup)
+    if row.speedup_low is None or row.speedup_high is None or row.is_baseline:
+        return text
+    return f"{text} ({_number(row.speedup_low)}-{_number(row.speedup_high)})"
+
+
+def _times(value: float | None) -> str:
+    return "" if value is None else f"{_number(value)}x"
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}" if value >= 10 else f"{value:.2f}"
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f} ms"
+
+
+COLUMNS = [
+    Column("hw", lambda r: r.hardware),
+    Column("variant", _variant),
+    Column("size", lambda r: _size(r.size_bytes), "right"),
+    Column("verdict", _verdict),
+    Column("gate", lambda r: "" if r.is_baseline else r.gate, wide_only=True),
+    Column("accuracy", _accuracy, "right"),
+    Column("top-1", lambda r: "" if r.top1_agreement is None else f"{r.top1_agreement:.0%}", "right"),
+    Column("mean err", lambda r: "" if r.is_baseline else f"{r.mean_error:.2%}", "right", wide_only=True),
+    Column("max abs / rel err", lambda r: f"{r.max_abs_error:.1e} / {r.max_rel_error:.1e}", wide_only=True),
+    Column("p50 b=1", lambda r: _ms(r.p50_ms), "right"),
+    Column("p99 b=1", lambda r: _ms(r.p99_ms), "right", wide_only=True),
+    Column("speedup b=1", _speedup, "right"),
+    Column(
+        "best throughput",
+        lambda r: f"{r.throughput_per_s:,.0f}/s b={r.best_batch}" if r.throughput_per_s else "",
+        "right",
+        wide_only=True,
+    ),
+    Column("vs native", lambda r: _times(r.throughput_speedup), "right", wide_only=True),
+    Column("runtime", lambda r: r.runtime, wide_only=True),
+]
 
 
 def _notes(row: ReportRow) -> list[str]:
-    notes = list(row.notes)
+    notes = []
+    if row.failure:
+        notes.append(f"{row.hardware} {row.backend} {row.precision} failed verification: {row.failure}")
     if row.cached_from is not None:
-        notes.insert(0, f"cached (variant {row.cached_from})")
+        notes.append("reused from the cache: an earlier job's variant, verdict and timings")
+    notes += row.notes
     if row.p50_ms is not None and not row.stable:
-        notes.append("timings did not settle within 10%")
+        notes.append("timings did not settle within 10%: the host was busy")
     return notes
+
+
+def warnings_text(view: JobView) -> str:
+    """The warnings of a job's tasks, one line each: what failed without failing the job."""
+    return "\n".join(
+        f"warning: {task.hardware}: {warning} (kept, never served)"
+        for task in view.tasks
+        for warning in task.warnings
+    )
 
 
 def _size(size: int) -> str:

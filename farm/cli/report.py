@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from farm.cli.render import console, report_table
+from farm.cli.render import console, report_view
 from farm.client import load_job
 from farm.errors import FarmError, ToolchainMissingError, UsageError
 from farm.report import ReportRow, build_report
@@ -21,6 +21,7 @@ def report(
     job_id: str = typer.Argument(..., help="A job id from `farm jobs`."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON, for scripts."),
     plot: Path | None = typer.Option(None, "--plot", help="Also write a bar chart of speedups to this PNG."),
+    wide: bool = typer.Option(False, "--wide", help="Every column, notes in full (wider than 100 columns)."),
 ) -> None:
     """One row per variant: format, precision, size, verification, latency, throughput, speedup."""
     if plot is not None and plot.suffix.lower() != ".png":
@@ -35,7 +36,8 @@ def report(
         json.dump([row.to_json() for row in rows], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    console.print(report_table(rows, title=f"job {job_id}: {view.job.model_name} ({view.state.value})"))
+    title = f"job {job_id}: {view.job.model_name} ({view.state.value})"
+    console.print(report_view(rows, title, wide))
     if plot is not None:
         console.print(f"plot: {plot}")
 
@@ -54,10 +56,16 @@ def write_speedup_plot(rows: list[ReportRow], target: Path, title: str) -> None:
     figure, axes = plt.subplots(figsize=(max(6.0, 0.8 * len(measured) + 2), 4.5))
     labels = [f"{r.hardware}\n{r.backend} {r.precision}" for r in measured]
     colours = ["tab:green" if r.passed else "tab:red" for r in measured]
-    bars = axes.bar(labels, [r.speedup for r in measured], color=colours)
+    speedups = [r.speedup or 0.0 for r in measured]
+    # Error bars: the smallest and largest paired ratio around the median.
+    spread = [
+        [s - (r.speedup_low or s) for s, r in zip(speedups, measured, strict=True)],
+        [(r.speedup_high or s) - s for s, r in zip(speedups, measured, strict=True)],
+    ]
+    bars = axes.bar(labels, speedups, color=colours, yerr=spread, capsize=4)
     axes.bar_label(bars, fmt="%.2fx")
     axes.axhline(1.0, color="black", linewidth=1, linestyle="--", label="native (1x)")
-    axes.set_ylabel("speedup over native at batch 1 (p50)")
+    axes.set_ylabel("speedup over native, batch 1 (median of paired windows)")
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()

@@ -33,17 +33,25 @@ def convert(
         "", "--precision", help="Precisions to build, e.g. fp32,int8 (fp32 fp16 dynamic int8); default: all."
     ),
     calib: Path | None = typer.Option(
-        None, "--calib", help="Calibration samples (.npy/.npz/.parquet); a fifth is held out to verify."
+        None,
+        "--calib",
+        help="Calibration samples (.npy/.npz/.parquet, labels optional); a fifth is held out to verify.",
     ),
-    atol: float | None = typer.Option(
-        None, "--atol", min=0, help="Absolute tolerance (default per precision)."
+    evaluation: Path | None = typer.Option(
+        None, "--eval", help="Labelled verification samples (.npz with 'labels', .parquet with 'label')."
     ),
-    rtol: float | None = typer.Option(
-        None, "--rtol", min=0, help="Relative tolerance (default per precision)."
-    ),
+    atol: float | None = typer.Option(None, "--atol", min=0, help="fp32: absolute tolerance."),
+    rtol: float | None = typer.Option(None, "--rtol", min=0, help="fp32: relative tolerance."),
     min_top1: float | None = typer.Option(
         None, "--min-top1", min=0, max=1, help="Least top-1 agreement for classifier outputs, 0..1."
     ),
+    max_mean_error: float | None = typer.Option(
+        None, "--max-mean-error", min=0, help="fp16/dynamic/int8: most mean error, share of output scale."
+    ),
+    max_accuracy_drop: float | None = typer.Option(
+        None, "--max-accuracy-drop", min=0, max=100, help="fp16/dynamic/int8 with labels: most points lost."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Any variant failing verification fails the job."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when cached variants match."),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until every task ends."),
     timeout: float = typer.Option(
@@ -53,11 +61,20 @@ def convert(
     """Convert MODEL into a verified, benchmarked variant per hardware class."""
     settings = get_settings()
     tensor_args = [parse_tensor_arg(text) for text in inputs]
-    asked = ConvertRequest(model, hw, tensor_args, outputs, precision, calib, atol, rtol, min_top1, force)
+    thresholds = {
+        "atol": atol,
+        "rtol": rtol,
+        "min_top1": min_top1,
+        "max_mean_error": max_mean_error,
+        "max_accuracy_drop": max_accuracy_drop,
+    }
+    asked = ConvertRequest(
+        model, hw, tensor_args, outputs, precision, calib, evaluation, thresholds, force, strict
+    )
     job = submit_convert(settings, celery_app, asked)
     console.print(job.id)
     if wait:
-        view = _follow(job.id, timeout)
+        view = _follow(job.id, timeout)  # its last table ends with the job's warnings
         if view.state.value == "failed":
             raise FarmError(f"job {job.id} failed: see `farm status {job.id}`")
 

@@ -46,10 +46,10 @@ class ArmBackend:
             raise ConversionError(f"TFLite {precision} conversion failed: {first_line(exc)}") from exc
         target = workdir / f"model_{precision}.tflite"
         target.write_bytes(flatbuffer)
-        return BuiltVariant(target, "tflite", precision, interpreter_name(), calibration.notes_for(precision))
+        return BuiltVariant(target, "tflite", precision, interpreter_name())
 
-    def load(self, variant: BuiltVariant) -> Runner:
-        return TfliteRunner(variant.path)
+    def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
+        return TfliteRunner(variant.path, outputs)
 
 
 def _configure(tf: Any, converter: Any, precision: str, calibration: Calibration) -> None:
@@ -86,28 +86,50 @@ def interpreter_name() -> str:
 
 
 class TfliteRunner:
-    """Runs a .tflite model on any batch size: inputs are resized when the batch changes."""
+    """Runs a .tflite model on any batch size: inputs are resized when the batch changes.
 
-    def __init__(self, path: Path) -> None:
+    Tensors are matched by name, not position: the TFLite converter does not promise to keep a
+    model's input or output order. It names a tensor ``x:0`` of the graph ``x`` (and ``x:1``
+    stays ``x:1``).
+    """
+
+    def __init__(self, path: Path, outputs: list[str]) -> None:
         self.interpreter = _interpreter_class()(model_path=str(path), num_threads=os.cpu_count() or 1)
         self.interpreter.allocate_tensors()
-        # Inputs follow the source's order; outputs are sorted back into it by their index order.
-        self.inputs = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()
+        self.output_indices = _indices_by_name(self.interpreter.get_output_details(), outputs, "output")
+        self.input_indices: dict[str, int] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        arrays = list(feeds.values())
-        for detail, array in zip(self.inputs, arrays, strict=True):
-            if tuple(detail["shape"]) != array.shape:
-                self.interpreter.resize_tensor_input(detail["index"], array.shape)
-                self.interpreter.allocate_tensors()
-                self.inputs = self.interpreter.get_input_details()
-                self.outputs = self.interpreter.get_output_details()
-                break
-        for detail, array in zip(self.inputs, arrays, strict=True):
-            self.interpreter.set_tensor(detail["index"], array)
+        if not self.input_indices:
+            indices = _indices_by_name(self.interpreter.get_input_details(), list(feeds), "input")
+            self.input_indices = dict(zip(feeds, indices, strict=True))
+        shapes = {name: array.shape for name, array in feeds.items()}
+        if shapes != self.shapes:
+            for name, shape in shapes.items():
+                self.interpreter.resize_tensor_input(self.input_indices[name], shape)
+            self.interpreter.allocate_tensors()
+            self.shapes = shapes
+        for name, array in feeds.items():
+            self.interpreter.set_tensor(self.input_indices[name], array)
         self.interpreter.invoke()
-        return [self.interpreter.get_tensor(detail["index"]) for detail in self.outputs]
+        return [self.interpreter.get_tensor(index) for index in self.output_indices]
+
+
+def tflite_tensor_name(name: str) -> str:
+    """The name the TFLite converter gives a graph tensor: ``x:0`` becomes ``x``."""
+    return name.removesuffix(":0")
+
+
+def _indices_by_name(details: list[dict[str, Any]], names: list[str], role: str) -> list[int]:
+    by_name = {detail["name"]: detail["index"] for detail in details}
+    missing = [name for name in names if tflite_tensor_name(name) not in by_name]
+    if missing:
+        raise ConversionError(
+            f"the TFLite model has no {role} named {', '.join(map(tflite_tensor_name, missing))} "
+            f"(it has {', '.join(by_name)})"
+        )
+    return [by_name[tflite_tensor_name(name)] for name in names]
 
 
 BACKEND = ArmBackend()

@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from farm.errors import ToolchainMissingError
+from farm.errors import ConversionError, ToolchainMissingError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
-# Runs a variant: named input arrays in, output arrays out (in the source model's output order).
+# Runs a variant: named input arrays in, output arrays out, in the order the runner was asked for
+# (the source model's output names), matched by name, never by position.
 Runner = Callable[[dict[str, "np.ndarray"]], list["np.ndarray"]]
 
 # Every precision a backend may build, in the order variants are built and shown.
@@ -57,8 +58,9 @@ class Backend(Protocol):
         """Build one variant of ``source`` at ``precision`` inside ``workdir``."""
         ...
 
-    def load(self, variant: BuiltVariant) -> Runner:
-        """A runner for a variant this backend built, on this host's hardware."""
+    def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
+        """A runner for a variant this backend built, on this host's hardware, returning the
+        outputs named ``outputs`` in that order."""
         ...
 
 
@@ -99,14 +101,19 @@ def package_versions(distributions: Iterable[str]) -> str:
     return ", ".join(found)
 
 
-def onnxruntime_runner(path: Path, providers: list[str] | None = None) -> Runner:
-    """Runs an ONNX variant; outputs in the model's order, which is the source's order."""
+def onnxruntime_runner(path: Path, outputs: list[str], providers: list[str] | None = None) -> Runner:
+    """Runs an ONNX variant; inputs and outputs by name (exports keep the source's tensor names)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
-    output_names = [output.name for output in session.get_outputs()]
+    have = {output.name for output in session.get_outputs()}
+    missing = [name for name in outputs if name not in have]
+    if missing:
+        raise ConversionError(
+            f"{path.name} has no output named {', '.join(missing)} (it has {', '.join(have)})"
+        )
 
     def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return list(session.run(output_names, feeds))
+        return list(session.run(outputs, feeds))
 
     return run

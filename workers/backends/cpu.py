@@ -48,12 +48,11 @@ class CpuBackend:
             activations = get_settings().cpu_int8_activations
             target = workdir / "model_int8.onnx"
             quantized = quantize_qdq(source.onnx(), calibration, target, activations)
-            notes = calibration.notes_for("int8")
-            return BuiltVariant(quantized, "onnx", "int8", runtime, notes, {"int8": f"{activations}s8 QDQ"})
+            return BuiltVariant(quantized, "onnx", "int8", runtime, details={"int8": f"{activations}s8 QDQ"})
         raise UsageError(f"cpu does not build {precision}")
 
-    def load(self, variant: BuiltVariant) -> Runner:
-        return onnxruntime_runner(variant.path)
+    def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
+        return onnxruntime_runner(variant.path, outputs)
 
 
 def optimise(source_onnx: Path, target: Path) -> Path:

@@ -69,13 +69,13 @@ class FpgaBackend:
         prepared = prepare_for_quantization(source.onnx())
         method = get_settings().fpga_calibration
         _quantize_xint8(prepared, calibration, target, method)
-        notes = calibration.notes_for("int8") + ([] if has_vitis_provider() else [NO_DPU_NOTE])
+        notes = [] if has_vitis_provider() else [NO_DPU_NOTE]
         details = {"quantizer": f"amd-quark XINT8, {method} power-of-two calibration"}
         return BuiltVariant(target, "onnx", "int8", _runtime_name(), notes, details)
 
-    def load(self, variant: BuiltVariant) -> Runner:
+    def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         providers = [VITIS_PROVIDER, "CPUExecutionProvider"] if has_vitis_provider() else None
-        return onnxruntime_runner(variant.path, providers)
+        return onnxruntime_runner(variant.path, outputs, providers)
 
 
 def _quantize_xint8(source_onnx: Path, calibration: Calibration, target: Path, method: str) -> None:

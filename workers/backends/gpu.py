@@ -136,16 +136,14 @@ class GpuBackend:
         settings = get_settings()
         timing_cache = settings.cache_dir / "tensorrt" / identity.cache_name()
         build_engine(onnx_path, target, precision, source.inputs, settings.bench_max_batch, timing_cache)
-        notes = calibration.notes_for(precision)
-        return BuiltVariant(
-            target, "tensorrt", precision, f"tensorrt {identity.tensorrt_version}", notes, asdict(identity)
-        )
+        runtime = f"tensorrt {identity.tensorrt_version}"
+        return BuiltVariant(target, "tensorrt", precision, runtime, details=asdict(identity))
 
-    def load(self, variant: BuiltVariant) -> Runner:
+    def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         problems = incompatibilities(variant.details, host_identity())
         if problems:
             raise ConversionError(f"engine {variant.path.name} cannot run here: {'; '.join(problems)}")
-        return EngineRunner(variant.path)
+        return EngineRunner(variant.path, outputs)
 
 
 def nvidia_gpu_listed() -> bool:
@@ -210,9 +208,10 @@ def build_engine(
 
 
 class EngineRunner:
-    """Runs a deserialized engine: host arrays are copied in, the engine runs, outputs copied out."""
+    """Runs a deserialized engine: host arrays are copied in, the engine runs, outputs copied out;
+    inputs and outputs matched by name."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, outputs: list[str]) -> None:
         import tensorrt as trt
         from cuda.bindings import runtime as cudart
 
@@ -226,7 +225,10 @@ class EngineRunner:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         mode = trt.TensorIOMode.INPUT
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == mode]
-        self.output_names = [n for n in names if self.engine.get_tensor_mode(n) != mode]
+        missing = [name for name in outputs if name not in names]
+        if missing:
+            raise ConversionError(f"engine {path.name} has no output named {', '.join(missing)}")
+        self.output_names = outputs  # by name: the engine's tensors keep the ONNX graph's names
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         import numpy as np
@@ -234,9 +236,10 @@ class EngineRunner:
         cudart = self.cudart
         allocations = []
         try:
-            for name, array in zip(self.input_names, feeds.values(), strict=True):
+            for name in self.input_names:
+                array = np.ascontiguousarray(feeds[name])
                 self.context.set_input_shape(name, array.shape)
-                allocations.append(self._device_copy_of(name, np.ascontiguousarray(array)))
+                allocations.append(self._device_copy_of(name, array))
             outputs = []
             for name in self.output_names:
                 shape = tuple(self.context.get_tensor_shape(name))

@@ -39,7 +39,7 @@ class NativeBackend:
         self._source = source  # only the current task's source stays referenced
         return BuiltVariant(source.path, source.framework, "fp32", source.runtime)
 
-    def load(self, variant: BuiltVariant) -> Runner:
+    def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         if self._source is None or self._source.path != variant.path:
             raise RuntimeError(f"native baseline {variant.path} was not converted in this process")
         return self._source.run
