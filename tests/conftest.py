@@ -193,6 +193,14 @@ def sample_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_all_formats(tmp_path_factory.mktemp("models"))
 
 
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CNN trained on scikit-learn's digits (real images), with labelled calib and eval files."""
+    from workers.samples import write_digits_classifier
+
+    return write_digits_classifier(tmp_path_factory.mktemp("digits"))
+
+
 @pytest.fixture
 def junk_files(tmp_path: Path) -> dict[str, Path]:
     folder = tmp_path / "junk"

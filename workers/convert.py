@@ -169,15 +169,9 @@ class VariantBuilder:
         )
 
     def verify(self, runner: Runner, precision: str) -> Verification:
-        actual = run_batched(runner, self.calibration.held_out, self.source.inputs, self.chunk)
-        thresholds = thresholds_for(precision, self.request.options.threshold_overrides())
-        return verify(
-            precision,
-            self.source.output_names,
-            self.expected_outputs,
-            actual,
-            thresholds,
-            self.calibration.labels,
+        overrides = self.request.options.threshold_overrides()
+        return verify_variant(
+            self.source, self.calibration, runner, precision, overrides, self.expected_outputs, self.chunk
         )
 
     def benchmark(self, runner: Runner, planned: PlannedVariant) -> list[Measurement]:
@@ -195,6 +189,24 @@ class VariantBuilder:
         r = self.request
         key = f"variants/{r.job_id}/{r.hardware}/{planned.backend}-{planned.precision}/{built.path.name}"
         return self.store.put_file(built.path, key)
+
+
+def verify_variant(
+    source: SourceModel,
+    calibration: Calibration,
+    runner: Runner,
+    precision: str,
+    overrides: dict[str, float | None] | None = None,
+    expected: list[np.ndarray] | None = None,
+    chunk: int = 32,
+) -> Verification:
+    """Run the held-out samples through a variant and judge it against the source's outputs
+    (computed here unless ``expected`` holds them already)."""
+    if expected is None:
+        expected = run_batched(source.run, calibration.held_out, source.inputs, chunk)
+    actual = run_batched(runner, calibration.held_out, source.inputs, chunk)
+    thresholds = thresholds_for(precision, overrides or {})
+    return verify(precision, source.output_names, expected, actual, thresholds, calibration.labels)
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 
 from workers.benchmark import BenchmarkPlan, is_stable, measure, sweep
@@ -33,3 +36,38 @@ def test_the_sweep_doubles_the_batch_from_one_up_to_the_limit_at_most() -> None:
 
 def test_a_fixed_batch_is_measured_once() -> None:
     assert [m.batch_size for m in sweep(matmul, [TensorSpec("x", (1, 64), "float32")], QUICK)] == [1]
+
+
+def test_a_variant_is_timed_in_windows_alternating_with_the_baseline() -> None:
+    calls: list[str] = []
+
+    def named(name: str):  # type: ignore[no-untyped-def]
+        def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            calls.append(name)
+            return matmul(feeds)
+
+        return run
+
+    result = measure(named("variant"), DYNAMIC, 2, QUICK, warmup_runs=1, baseline=named("baseline"))
+    pairing = result.pairing
+    assert pairing is not None and pairing.pairs >= 1
+    assert pairing.speedup_low <= pairing.speedup <= pairing.speedup_high
+    assert pairing.baseline_p50_ms > 0 and pairing.baseline_throughput_per_s > 0
+    # After one warm-up run each, whole windows take turns, the baseline's first.
+    runs = [name for index, name in enumerate(calls) if index >= 2]
+    turns = [name for index, name in enumerate(runs) if index == 0 or runs[index - 1] != name]
+    assert calls[:2] == ["baseline", "variant"]
+    assert turns == ["baseline", "variant"] * pairing.pairs
+
+
+def test_the_host_lock_is_held_per_batch_size_and_a_lone_runner_has_no_pairing() -> None:
+    held: list[int] = []
+
+    @contextmanager
+    def exclusive() -> Iterator[None]:
+        held.append(1)
+        yield
+
+    results = sweep(matmul, DYNAMIC, QUICK, baseline=matmul, exclusive=exclusive)
+    assert len(held) == len(results) and all(r.pairing is not None for r in results)
+    assert all(r.pairing is None for r in sweep(matmul, DYNAMIC, QUICK))

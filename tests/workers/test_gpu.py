@@ -12,6 +12,7 @@ import pytest
 from farm.errors import ModelError
 from farm.modelfile import ModelFormat
 from workers.backends import get_backend
+from workers.backends.base import onnxruntime_runner
 from workers.backends.gpu import (
     GpuIdentity,
     engine_onnx,
@@ -19,9 +20,9 @@ from workers.backends.gpu import (
     profile_shapes,
     uses_builder_flag,
 )
-from workers.calibration import run_batched, synthetic_calibration
+from workers.calibration import synthetic_calibration
+from workers.convert import verify_variant
 from workers.sources import TensorSpec, load_source
-from workers.verify import compare_outputs, tolerance_for
 
 H100 = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0", "11.4.0.106", "13.0")
 GPU_PROBLEMS = get_backend("gpu").host_problems()
@@ -72,12 +73,10 @@ def test_engine_inputs_fp16_and_qdq_onnx_keep_float32_io(
     int8 = onnx.load(str(engine_onnx(source, "int8", calibration, tmp_path)))
     assert any(n.op_type == "QuantizeLinear" for n in int8.graph.node)
 
-    import onnxruntime as ort  # the FP16 graph still computes the same classes
-
-    session = ort.InferenceSession(fp16.SerializeToString(), providers=["CPUExecutionProvider"])
-    expected = source.run(calibration.held_out)
-    actual = session.run(None, calibration.held_out)
-    assert compare_outputs(source.output_names, expected, actual, tolerance_for("fp16", {})).passed
+    # The FP16 graph still computes the same classes.
+    fp16_runner = onnxruntime_runner(tmp_path / "model_fp16.onnx", source.output_names)
+    result = verify_variant(source, calibration, fp16_runner, "fp16")
+    assert result.passed, result.summary()
 
 
 def test_a_gpu_worker_without_tensorrt_or_gpu_names_what_is_missing() -> None:
@@ -96,8 +95,5 @@ def test_tensorrt_engine_builds_runs_and_verifies(
     calibration = synthetic_calibration(source.inputs, samples=16, held_out=16)
     variant = backend.convert(source, precision, calibration, tmp_path)
     assert variant.format == "tensorrt" and variant.details["gpu_name"]
-    runner = backend.load(variant)
-    expected = run_batched(source.run, calibration.held_out, source.inputs, 8)
-    actual = run_batched(runner, calibration.held_out, source.inputs, 8)
-    result = compare_outputs(source.output_names, expected, actual, tolerance_for(precision, {}))
+    result = verify_variant(source, calibration, backend.load(variant, source.output_names), precision)
     assert result.passed, result.summary()
