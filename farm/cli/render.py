@@ -128,6 +128,10 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}" if value >= 10 else f"{value:.2f}"
 
 
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
 def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.2f} ms"
 
@@ -139,7 +143,7 @@ COLUMNS = [
     Column("verdict", _verdict),
     Column("gate", lambda r: "" if r.is_baseline else r.gate, wide_only=True),
     Column("accuracy", _accuracy, "right"),
-    Column("top-1", lambda r: "" if r.top1_agreement is None else f"{r.top1_agreement:.0%}", "right"),
+    Column("top-1", lambda r: "" if r.is_baseline else _share(r.top1_agreement), "right"),
     Column("mean err", lambda r: "" if r.is_baseline else f"{r.mean_error:.2%}", "right", wide_only=True),
     Column("max abs / rel err", lambda r: f"{r.max_abs_error:.1e} / {r.max_rel_error:.1e}", wide_only=True),
     Column("p50 b=1", lambda r: _ms(r.p50_ms), "right"),
@@ -159,7 +163,7 @@ COLUMNS = [
 def _notes(row: ReportRow) -> list[str]:
     notes = []
     if row.failure:
-        notes.append(f"{row.hardware} {row.backend} {row.precision} failed verification: {row.failure}")
+        notes.append(f"{row.backend} {row.precision} failed verification: {row.failure}")
     if row.cached_from is not None:
         notes.append("reused from the cache: an earlier job's variant, verdict and timings")
     notes += row.notes

@@ -70,7 +70,9 @@ def test_s8_and_u8_activations_are_one_quantization(
         np.testing.assert_array_equal(scale, u8_scale, err_msg=tensor)
         np.testing.assert_array_equal(zero_point.astype(int) + 128, u8_zero_point.astype(int), err_msg=tensor)
     outputs = {
-        kind: run_batched(onnxruntime_runner(path), calibration.held_out, source.inputs, 8)
+        kind: run_batched(
+            onnxruntime_runner(path, source.output_names), calibration.held_out, source.inputs, 8
+        )
         for kind, path in encodings.items()
     }
     for signed_output, unsigned_output in zip(outputs["s8"], outputs["u8"], strict=True):
