@@ -73,7 +73,12 @@ def report_view(rows: list[ReportRow], title: str = "variants", wide: bool = Fal
         notes[text] = number
     columns = [c for c in COLUMNS if (wide or not c.wide_only) and any(c.cell(row) for row in rows)]
     table = Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
     for column in columns:
         table.add_column(column.header, justify=column.justify, overflow="fold")
@@ -108,7 +113,7 @@ def _accuracy(row: ReportRow) -> str:
     if row.accuracy is None:
         return ""
     change = row.accuracy_change_points
-    return f"{row.accuracy:.2%}" if row.is_baseline or change is None else f"{row.accuracy:.2%} {change:+.2f}"
+    return f"{row.accuracy:.1%}" if row.is_baseline or change is None else f"{row.accuracy:.1%} {change:+.1f}"
 
 
 def _speedup(row: ReportRow) -> str:
@@ -117,7 +122,7 @@ def _speedup(row: ReportRow) -> str:
     text = _times(row.speedup)
     if row.speedup_low is None or row.speedup_high is None or row.is_baseline:
         return text
-    return f"{text} ({_number(row.speedup_low)}-{_number(row.speedup_high)})"
+    return f"{text} ({_rough(row.speedup_low)}-{_rough(row.speedup_high)})"
 
 
 def _times(value: float | None) -> str:
@@ -125,15 +130,22 @@ def _times(value: float | None) -> str:
 
 
 def _number(value: float) -> str:
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}" if value >= 10 else f"{value:.2f}"
+    """About three significant figures, and the same number of decimals in a column's range."""
+    decimals = 0 if value >= 100 else 1 if value >= 10 else 2 if value >= 1 else 3
+    return f"{value:.{decimals}f}"
 
 
 def _share(value: float | None) -> str:
     return "" if value is None else f"{value:.0%}"
 
 
+def _rough(value: float) -> str:
+    """Two figures, for a spread beside its median."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
 def _ms(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f} ms"
+    return "" if value is None else f"{_number(value)} ms"
 
 
 COLUMNS = [
@@ -181,12 +193,12 @@ def warnings_text(view: JobView) -> str:
     )
 
 
-def _size(size: int) -> str:
+def _size(size: float) -> str:
     for unit in ("B", "KiB", "MiB"):
         if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size:.1f} GiB"
+            return f"{size:.0f} {unit}" if unit == "B" else f"{_number(size)} {unit}"
+        size /= 1024
+    return f"{_number(size)} GiB"
 
 
 def variant_paths(view: JobView) -> str:

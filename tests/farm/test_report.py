@@ -66,7 +66,7 @@ def test_speedups_come_from_the_paired_windows_with_their_spread() -> None:
     assert rows[("cpu", "cpu")].speedup == 5.2 and rows[("cpu", "cpu")].speedup_low == 5.2 * 0.9
     assert rows[("cpu", "native")].speedup == 1.0
     text = "\n".join(_rendered(wide=False))
-    assert "5.20x (4.68-5.72)" in text and "160x (144-176)" in text
+    assert "5.20x (4.7-5.7)" in text and "160x (144-176)" in text and "0.020 ms" in text
 
 
 def test_the_report_fits_100_columns_with_notes_numbered_once() -> None:
