@@ -114,6 +114,12 @@ def test_a_gpu_worker_on_a_host_without_tensorrt_or_gpu_refuses_to_start(sqlite_
         (["--calib", "one.npy"], 2, "needs at least 2 samples"),
         (["--min-top1", "2"], 2, "--min-top1"),
         (["--atol", "-1"], 2, "--atol"),
+        (["--max-mean-error", "-1"], 2, "--max-mean-error"),
+        (["--eval", "unlabelled.npz"], 2, "--eval file unlabelled.npz has no labels"),
+        (["--eval", "missing.npz"], 2, "--eval file"),
+        (["--calib", "badlabels.npz"], 2, "labels must be one class index"),
+        (["--calib", "unlabelled.npz", "--max-accuracy-drop", "2"], 2, "--max-accuracy-drop needs labelled"),
+        (["--max-accuracy-drop", "2"], 2, "--max-accuracy-drop needs labelled samples"),
     ],
 )
 def test_bad_conversion_options_are_refused(
@@ -129,7 +135,10 @@ def test_bad_conversion_options_are_refused(
     (tmp_path / "notes.txt").write_text("not data\n")
     (tmp_path / "broken.npy").write_bytes(b"\x93NUMPY garbage")
     np.save(tmp_path / "one.npy", np.zeros((1, 16, 16, 3), dtype=np.float32))
-    options = [str(tmp_path / o) if o.endswith((".npy", ".txt")) else o for o in options]
+    images = np.zeros((4, 16, 16, 3), dtype=np.float32)
+    np.savez(tmp_path / "unlabelled.npz", image=images)
+    np.savez(tmp_path / "badlabels.npz", image=images, labels=np.array([0.5, 1, 2, 3]))
+    options = [str(tmp_path / o) if o.endswith((".npy", ".npz", ".txt")) else o for o in options]
     hw = [] if "--hw" in options else ["--hw", "cpu"]
     result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), *hw, *options)
     _assert_one_line_error(result, exit_code, fragment)
