@@ -11,7 +11,7 @@ UV_INSTALL := $(UV) pip install --quiet --compile-bytecode --python $(BIN)/pytho
 # machine has one (PyPI's default torch pulls several GB of CUDA packages).
 TORCH_CPU := torch==2.13.0
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--index-url https://download.pytorch.org/whl/cpu)
-EXTRAS := tf,arm,fpga,report
+EXTRAS := tf,arm,fpga,report,samples
 
 .PHONY: demo test lint down clean
 
@@ -31,11 +31,14 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/.installed-torch
 	$(UV_INSTALL) -e '.[$(EXTRAS),bench,dev]'
 	touch $@ $(VENV)/.installed-demo
 
-# Start the local farm, convert a sample TensorFlow model for cpu, arm and fpga, print the report.
+# Start the local farm; train a small digit classifier on real images (scikit-learn's digits) and
+# convert it for cpu, arm and fpga, calibrated and judged on labelled images; print the report.
+SAMPLES := .farm/samples
 demo: $(VENV)/.installed-demo
 	$(BIN)/farm up --hw cpu,arm,fpga
-	$(BIN)/python -m workers.samples .farm/samples
-	$(BIN)/farm submit convert .farm/samples/classifier.pb --hw cpu,arm,fpga --wait
+	$(BIN)/python -m workers.samples $(SAMPLES)
+	$(BIN)/farm submit convert $(SAMPLES)/digits.keras --hw cpu,arm,fpga \
+		--calib $(SAMPLES)/digits_calib.npz --eval $(SAMPLES)/digits_eval.npz --wait
 	$(BIN)/farm report $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --plot .farm/demo-speedups.png
 	$(BIN)/farm artifacts $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --to .farm/demo-variants
 	@echo "the farm keeps running; stop it with: $(BIN)/farm down"
