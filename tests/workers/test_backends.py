@@ -28,10 +28,16 @@ LOCAL_BUILDS += [("arm", p) for p in ("fp32", "fp16", "dynamic", "int8")] + [("f
 def built(
     source: SourceModel, calibration: Calibration, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[tuple[str, str], BuiltVariant]:
-    workdir = tmp_path_factory.mktemp("variants")
+    return build_all(source, calibration, LOCAL_BUILDS, tmp_path_factory.mktemp("variants"))
+
+
+def build_all(
+    source: SourceModel, calibration: Calibration, builds: list[tuple[str, str]], workdir: Path
+) -> dict[tuple[str, str], BuiltVariant]:
+    """Each (backend, precision) of ``builds``, converted for real."""
     return {
         (name, precision): all_backends()[name].convert(source, precision, calibration, workdir)
-        for name, precision in LOCAL_BUILDS
+        for name, precision in builds
     }
 
 
@@ -117,10 +123,7 @@ def digits_built(
     digits_source: SourceModel, digits_calibration: Calibration, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[tuple[str, str], BuiltVariant]:
     workdir = tmp_path_factory.mktemp("digit-variants")
-    return {
-        (name, precision): all_backends()[name].convert(digits_source, precision, digits_calibration, workdir)
-        for name, precision in DIGITS_BUILDS
-    }
+    return build_all(digits_source, digits_calibration, DIGITS_BUILDS, workdir)
 
 
 @pytest.mark.parametrize(("backend", "precision"), DIGITS_BUILDS)

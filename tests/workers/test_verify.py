@@ -85,6 +85,14 @@ def test_with_labels_the_accuracy_drop_is_the_gate() -> None:
     assert wrong_anyway.top1_agreement == pytest.approx(0.9) and wrong_anyway.passed
 
 
+def test_with_labels_other_outputs_are_judged_by_agreement() -> None:
+    value = RNG.standard_normal((200, 1))
+    names, expected = ["scores", "value"], [PROBABILITIES, value]
+    result = verify("int8", names, expected, [PROBABILITIES, value * 2], INT8, LABELS)
+    assert result.accuracy is not None and result.accuracy.output == "scores"
+    assert [f.split(" of scale")[0].split(" ")[:3] for f in result.failures] == [["value:", "mean", "error"]]
+
+
 def test_accuracy_needs_an_output_of_class_scores() -> None:
     with pytest.raises(ModelError, match="no output of the model holds class scores"):
         verify("int8", ["y"], [np.ones((4, 1))], [np.ones((4, 1))], INT8, np.array([0, 1, 0, 1]))
