@@ -38,7 +38,7 @@ class ReportRow:
     throughput_per_s: float | None  # the best over the batch sweep
     best_batch: int | None
     speedup: float | None  # batch 1, median of paired window ratios native / this, same worker
-    speedup_low: float | None  # the smallest and largest of those ratios
+    speedup_low: float | None  # the 95% confidence interval of that median
     speedup_high: float | None
     throughput_speedup: float | None  # best throughput / native's best at the same batch sizes
     stable: bool  # every timing of this variant settled within 10%

@@ -3,9 +3,10 @@ baseline measured side by side.
 
 Machines are noisy. A variant is timed in windows alternating with the baseline's (baseline,
 variant, baseline, variant, ...) on the same inputs, so a burst of noise hits both; each pair of
-windows gives one ratio, and the speedup is the median of those ratios, kept with their spread.
-Timing goes on until the last three ratios (alone: the last three window medians) agree within
-10%, or the time budget ends, which is recorded as unsettled.
+windows gives one ratio, and the speedup is the median of those ratios, kept with its 95%
+confidence interval. Timing goes on until that interval spans at most 10% (a runner timed alone:
+until its last three window medians agree within 10%), or the time budget ends, which is
+recorded as unsettled. More pairs narrow the interval, so a noisy host needs more time, not luck.
 
 Only one process per host times at once: ``exclusive`` is a host-wide lock, held for the timing of
 one batch size and never for conversion, so workers that share a host do not time each other.
@@ -48,7 +49,7 @@ class Pairing:
     baseline_p50_ms: float
     baseline_throughput_per_s: float
     speedup: float  # median over window pairs of baseline median latency / variant median latency
-    speedup_low: float  # the smallest and largest of those ratios
+    speedup_low: float  # the 95% confidence interval of that median (median_interval)
     speedup_high: float
     pairs: int
 
@@ -113,33 +114,50 @@ def measure(
     while not stable:
         for timings, each in zip(windows, timed, strict=True):
             timings.append(_window(each, feeds, plan.window_s))
-        stable = is_stable(_settling_series(windows)[-STABLE_WINDOWS:])
+        stable = settled(windows)
         if time.perf_counter() > deadline:
             break
     pairing = None if baseline is None else _pairing(windows[0], windows[-1], batch)
     return _summary(batch, windows[-1], stable, pairing)
 
 
-def _settling_series(windows: list[list[list[float]]]) -> list[float]:
-    """What must settle: the paired ratios, or the lone runner's window medians."""
-    medians = [[float(np.median(w)) for w in per_runner] for per_runner in windows]
-    if len(medians) == 1:
-        return medians[0]
-    baseline, variant = medians
-    return [b / v for b, v in zip(baseline, variant, strict=False)]
+def settled(windows: list[list[list[float]]]) -> bool:
+    """A lone runner: its last three window medians agree within 10%. Paired: the confidence
+    interval of the median ratio spans at most 10%."""
+    if len(windows) == 1:
+        return is_stable([float(np.median(w)) for w in windows[0][-STABLE_WINDOWS:]])
+    ratios = paired_ratios(*windows)
+    if len(ratios) < STABLE_WINDOWS:
+        return False
+    low, high = median_interval(ratios)
+    return high <= low * (1 + STABLE_SPREAD)
+
+
+def paired_ratios(baseline_windows: list[list[float]], variant_windows: list[list[float]]) -> list[float]:
+    """One ratio per completed pair of windows: the baseline's median latency over the variant's."""
+    pairs = zip(baseline_windows, variant_windows, strict=False)  # the last pair may lack its variant
+    return [float(np.median(b) / np.median(v)) for b, v in pairs]
+
+
+def median_interval(values: list[float]) -> tuple[float, float]:
+    """A distribution-free 95% confidence interval of the median: the order statistics
+    1.96 * sqrt(n) / 2 ranks either side of it (the binomial's normal approximation); with
+    fewer than six values, the smallest and the largest."""
+    ordered = sorted(values)
+    outside = max(0, int(np.floor((len(ordered) - 1.96 * np.sqrt(len(ordered))) / 2)))
+    return ordered[outside], ordered[len(ordered) - 1 - outside]
 
 
 def _pairing(baseline_windows: list[list[float]], variant_windows: list[list[float]], batch: int) -> Pairing:
-    ratios = [
-        float(np.median(b) / np.median(v)) for b, v in zip(baseline_windows, variant_windows, strict=True)
-    ]
+    ratios = paired_ratios(baseline_windows, variant_windows)
+    low, high = median_interval(ratios)
     baseline = _summary(batch, baseline_windows, stable=True, pairing=None)
     return Pairing(
         baseline_p50_ms=baseline.p50_ms,
         baseline_throughput_per_s=baseline.throughput_per_s,
         speedup=float(np.median(ratios)),
-        speedup_low=min(ratios),
-        speedup_high=max(ratios),
+        speedup_low=low,
+        speedup_high=high,
         pairs=len(ratios),
     )
 

@@ -57,7 +57,7 @@ def write_speedup_plot(rows: list[ReportRow], target: Path, title: str) -> None:
     labels = [f"{r.hardware}\n{r.backend} {r.precision}" for r in measured]
     colours = ["tab:green" if r.passed else "tab:red" for r in measured]
     speedups = [r.speedup or 0.0 for r in measured]
-    # Error bars: the smallest and largest paired ratio around the median.
+    # Error bars: the 95% confidence interval of the median paired ratio.
     spread = [
         [s - (r.speedup_low or s) for s, r in zip(speedups, measured, strict=True)],
         [(r.speedup_high or s) - s for s, r in zip(speedups, measured, strict=True)],

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from workers.benchmark import BenchmarkPlan, is_stable, measure, sweep
+from workers.benchmark import BenchmarkPlan, is_stable, measure, median_interval, settled, sweep
 from workers.sources import TensorSpec
 
 DYNAMIC = [TensorSpec("x", (None, 64), "float32")]
@@ -71,3 +71,13 @@ def test_the_host_lock_is_held_per_batch_size_and_a_lone_runner_has_no_pairing()
     results = sweep(matmul, DYNAMIC, QUICK, baseline=matmul, exclusive=exclusive)
     assert len(held) == len(results) and all(r.pairing is not None for r in results)
     assert all(r.pairing is None for r in sweep(matmul, DYNAMIC, QUICK))
+
+
+def test_the_median_interval_narrows_with_more_pairs_and_decides_when_timing_settles() -> None:
+    assert median_interval([1.0, 5.0, 3.0]) == (1.0, 5.0)  # few pairs: the smallest and largest
+    noisy = [1.0, 1.3] + [1.1] * 28  # two outliers among 30 ratios
+    low, high = median_interval(noisy)
+    assert (low, high) == (1.1, 1.1)
+    assert not settled([[[1.0]] * 2, [[1.0]] * 2])  # two pairs: too few to say
+    baseline = [[1.1]] * 15 + [[1.6]]  # windows of one latency each; one noisy baseline window
+    assert settled([baseline, [[1.0]] * 16]) and not settled([[[1.0], [2.0], [1.0]], [[1.0]] * 3])
