@@ -41,7 +41,7 @@ class ReportRow:
     speedup_low: float | None  # the 95% confidence interval of that median
     speedup_high: float | None
     throughput_speedup: float | None  # best throughput / native's best at the same batch sizes
-    stable: bool  # every timing of this variant settled within 10%
+    stable: bool  # the timings shown (batch 1 and the best throughput's batch) settled within 10%
     cached_from: int | None
     build_s: float  # convert and verify, on the worker
     benchmark_s: float
@@ -107,7 +107,7 @@ def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
         speedup_low=single.speedup_low if single else None,
         speedup_high=single.speedup_high if single else None,
         throughput_speedup=_ratio(best.throughput_per_s, baseline_best) if best else None,
-        stable=bool(results) and all(r.stable for r in results),
+        stable=all(r.stable for r in (single, best) if r is not None) and bool(results),
         cached_from=variant.reused_from,
         build_s=variant.build_s,
         benchmark_s=variant.benchmark_s,

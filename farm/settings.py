@@ -46,7 +46,7 @@ class FarmSettings(BaseSettings):
         description="fpga XINT8 power-of-two scales: nonoverflow (from the range) or minmse (slow search).",
     )
     bench_window_s: float = Field(
-        default=0.25, gt=0, description="One benchmark timing window (at least 3 runs)."
+        default=0.1, gt=0, description="One benchmark timing window (at least 3 runs)."
     )
     bench_seconds: float = Field(default=6.0, gt=0, description="Most timing per batch size.")
     bench_max_batch: int = Field(default=32, ge=1, description="Largest batch of the throughput sweep.")

@@ -86,3 +86,13 @@ def test_wide_shows_every_column_and_the_notes_in_full() -> None:
     for column in ("gate", "mean err", "max abs / rel err", "p99 b=1", "best throughput", "runtime"):
         assert column in text
     assert max(len(line) for line in lines) > REPORT_WIDTH
+
+
+def test_a_row_is_unsettled_only_when_the_timings_it_shows_are() -> None:
+    view = _view()
+    shown, hidden = _timing(2, 0.6, 5.2), _timing(2, 0.5, 5.0, stable=False)
+    hidden.batch_size, hidden.throughput_per_s = 2, 1.0  # an intermediate batch, not the best
+    view.benchmarks[2] = [shown, hidden]
+    assert next(r for r in build_report(view) if r.variant_id == 2).stable
+    hidden.throughput_per_s = 1e6  # now it is the best throughput the row shows
+    assert not next(r for r in build_report(view) if r.variant_id == 2).stable
