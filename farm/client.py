@@ -218,6 +218,7 @@ def copy_artifacts(
     if not built:
         raise FarmError(f"job {view.job.id} has no variants yet (state: {view.state.value})")
     chosen = [v for v in built if v.passed or include_failed]  # a failed variant never serves
+    left = [v for v in built if not (v.passed or include_failed)]
     artifacts = ArtifactStore(settings.artifact_root)
     target.mkdir(parents=True, exist_ok=True)
     copied = []
@@ -226,4 +227,4 @@ def copy_artifacts(
         name = f"{view.job.id}-{variant.hardware}-{variant.backend}-{variant.precision}{source.suffix}"
         copy_atomically(source, target / name)
         copied.append(target / name)
-    return copied, [v for v in built if v not in chosen]
+    return copied, left

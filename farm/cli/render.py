@@ -68,9 +68,8 @@ class Column:
 def report_view(rows: list[ReportRow], title: str = "variants", wide: bool = False) -> Group:
     """The variants side by side. Compact: one reference per note, the notes numbered under the
     table, so it fits REPORT_WIDTH columns; wide: every column, notes in full."""
-    notes = {text: 0 for row in rows for text in _notes(row)}  # in order of first appearance
-    for number, text in enumerate(notes, start=1):
-        notes[text] = number
+    distinct = dict.fromkeys(text for row in rows for text in _notes(row))  # in order of first use
+    notes = {text: number for number, text in enumerate(distinct, start=1)}
     columns = [c for c in COLUMNS if (wide or not c.wide_only) and any(c.cell(row) for row in rows)]
     table = Table(
         title=title,
