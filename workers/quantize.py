@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,10 +72,25 @@ def prepare_for_quantization(source_onnx: Path) -> Path:
         return target
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        quant_pre_process(str(source_onnx), str(partial), skip_symbolic_shape=False)
+        # When its symbolic shape inference is incomplete, ONNX Runtime saves a debugging copy,
+        # sym_shape_infer_temp.onnx, into the working directory: keep it beside the export
+        # instead of in the worker's (or a user's) current folder.
+        with working_directory(source_onnx.parent):
+            quant_pre_process(str(source_onnx.absolute()), str(partial.absolute()), skip_symbolic_shape=False)
     except Exception as exc:  # a model the pre-processor cannot handle still quantizes, less well
         log.warning("quantization pre-processing skipped: %s", first_line(exc))
         partial.unlink(missing_ok=True)
         return source_onnx
     os.replace(partial, target)  # never a half-written file under the name that is reused
     return target
+
+
+@contextmanager
+def working_directory(folder: Path) -> Iterator[None]:
+    """``contextlib.chdir`` for Python 3.10: a task runs alone in its worker process."""
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
