@@ -19,8 +19,8 @@ from farm.errors import FarmError, ServiceUnavailableError, UsageError, first_li
 from farm.jobspec import ConvertOptions
 from farm.modelfile import TensorArg, detect_format
 from farm.settings import FarmSettings
+from farm.targets import NATIVE, TARGETS, parse_hardware_list, parse_precisions
 from queues.names import CONVERT_TASK, queue_for
-from workers.backends import NATIVE, parse_hardware_list, parse_precisions
 
 if TYPE_CHECKING:
     from farm.calibfile import SampleFile
@@ -51,6 +51,8 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     precisions = parse_precisions(asked.precisions, hardware_classes)
     model = asked.model
     model_format = detect_format(model)
+    for hardware in hardware_classes:
+        TARGETS[hardware].refuse_format(model_format.value)  # arm converts TensorFlow models only
     _check_sample_files(asked)
     require_broker(settings)
     ensure_schema(settings.database_url)

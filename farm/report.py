@@ -8,7 +8,7 @@ from typing import Any
 
 from db.models import BenchmarkResult, Variant
 from farm.client import JobView
-from workers.backends import NATIVE
+from farm.targets import NATIVE
 
 
 @dataclass(frozen=True)

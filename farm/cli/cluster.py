@@ -14,9 +14,10 @@ from farm.client import live_queues
 from farm.cluster import LocalFarm, broker_is_local, worker_command
 from farm.errors import ToolchainMissingError, UsageError
 from farm.settings import get_settings
+from farm.targets import hardware_classes, parse_hardware_list
 from queues.app import app
 from queues.names import queue_for, worker_name
-from workers.backends import get_backend, hardware_classes, parse_hardware_list
+from workers.backends import get_backend
 from workers.hardware import detect_hardware_classes
 
 WORKER_READY_TIMEOUT_S = 60.0

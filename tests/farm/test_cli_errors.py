@@ -60,6 +60,12 @@ def test_unknown_hardware_is_refused_before_anything_is_queued(
     _assert_nothing_written(sqlite_farm)
 
 
+def test_arm_refuses_an_onnx_model_on_the_client(sqlite_farm: Farm, sample_models: dict[str, Path]) -> None:
+    result = sqlite_farm.cli("submit", "convert", str(sample_models["onnx"]), "--hw", "cpu,arm")
+    _assert_one_line_error(result, 3, "arm converts from frozen graph, saved model, keras, not onnx")
+    _assert_nothing_written(sqlite_farm)
+
+
 @pytest.mark.parametrize("bad", ["image:0:?,abc", "image:0:[]", ":3,4", "two words"])
 def test_malformed_inputs_are_refused(sqlite_farm: Farm, sample_models: dict[str, Path], bad: str) -> None:
     result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), "--hw", "cpu", "--inputs", bad)

@@ -2,28 +2,33 @@ from __future__ import annotations
 
 import pytest
 
-from farm.errors import UsageError
-from workers.backends import (
+from farm.errors import UnsupportedModelError, UsageError
+from farm.modelfile import ModelFormat
+from farm.targets import (
     NATIVE,
-    all_backends,
-    get_backend,
+    PRECISIONS,
+    TARGETS,
+    Target,
     hardware_classes,
-    native_backend,
+    missing_modules,
     parse_hardware_list,
     parse_precisions,
+    toolchain_problem,
 )
-from workers.backends.base import PRECISIONS, missing_modules, toolchain_problem
+from workers.backends import all_backends, get_backend, native_backend
 
 
 def test_every_hardware_target_and_the_native_baseline_are_registered() -> None:
     assert hardware_classes() == ["arm", "cpu", "fpga", "gpu"]
     assert native_backend().name == NATIVE and native_backend().hardware is None
+    assert set(all_backends()) == set(TARGETS)  # one backend module per entry of farm/targets.py
     for name, backend in all_backends().items():
-        assert backend.name == name and backend.summary and backend.extra
-        assert backend.precisions and set(backend.precisions) <= set(PRECISIONS)
-        assert list(backend.precisions) == [p for p in PRECISIONS if p in backend.precisions]
-        if backend.hardware:
-            assert backend.hardware == name and backend.requires
+        target = TARGETS[name]
+        assert backend.target is target and backend.name == name and target.summary and target.extra
+        assert list(target.precisions) == [p for p in PRECISIONS if p in target.precisions] != []
+        assert target.model_formats and set(target.model_formats) <= {fmt.value for fmt in ModelFormat}
+        if target.hardware:
+            assert target.hardware == name and target.requires
 
 
 def test_unknown_hardware_names_the_known_ones_and_native_is_not_a_queue() -> None:
@@ -50,15 +55,19 @@ def test_precisions_are_ordered_checked_and_must_fit_each_hardware_class() -> No
 
 
 def test_a_missing_toolchain_names_the_extra_to_install() -> None:
-    class Needy:
-        name = hardware = "x"
-        summary, extra = "needs a module that does not exist", "needy"
-        requires = ("json", "farm_no_such_toolchain")
-
-    assert missing_modules(Needy.requires) == ["farm_no_such_toolchain"]
-    assert toolchain_problem(Needy()) == ["farm_no_such_toolchain not installed: pip install 'farm[needy]'"]  # type: ignore[arg-type]
+    requires = ("json", "farm_no_such_toolchain")
+    needy = Target("x", "x", "needs a module that does not exist", ("fp32",), ("onnx",), requires, "needy")
+    assert missing_modules(needy.requires) == ["farm_no_such_toolchain"]
+    assert toolchain_problem(needy) == ["farm_no_such_toolchain not installed: pip install 'farm[needy]'"]
     for installed in ("cpu", "arm", "fpga"):
         assert get_backend(installed).host_problems() == []
+
+
+def test_a_target_refuses_a_model_format_it_cannot_convert_from() -> None:
+    TARGETS["cpu"].refuse_format("onnx")
+    TARGETS["arm"].refuse_format("keras")
+    with pytest.raises(UnsupportedModelError, match="arm converts from frozen graph, saved"):
+        TARGETS["arm"].refuse_format("onnx")
 
 
 def test_the_toolchain_string_names_installed_versions_without_importing_them() -> None:

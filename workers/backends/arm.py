@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.errors import ConversionError, UnsupportedModelError, UsageError, first_line
-from workers.backends.base import BuiltVariant, Runner, import_tensorflow, package_versions, toolchain_problem
+from farm.targets import TARGETS
+from workers.backends.base import BuiltVariant, Runner, TargetBackend, import_tensorflow, package_versions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,16 +19,8 @@ if TYPE_CHECKING:
     from workers.sources import SourceModel
 
 
-class ArmBackend:
-    name = "arm"
-    hardware = "arm"
-    summary = "TensorFlow Lite on ARM CPUs (LiteRT, XNNPACK): FP32, FP16, dynamic-range and full INT8"
-    precisions = ("fp32", "fp16", "dynamic", "int8")
-    requires = ("tensorflow", "ai_edge_litert")
-    extra = "arm"
-
-    def host_problems(self) -> list[str]:
-        return toolchain_problem(self)
+class ArmBackend(TargetBackend):
+    target = TARGETS["arm"]
 
     def toolchain(self) -> str:
         return package_versions(["tensorflow-cpu", "tensorflow", "ai-edge-litert"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from farm.errors import ConversionError, ToolchainMissingError
+from farm.targets import Target, toolchain_problem
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 # Runs a variant: named input arrays in, output arrays out, in the order the runner was asked for
 # (the source model's output names), matched by name, never by position.
 Runner = Callable[[dict[str, "np.ndarray"]], list["np.ndarray"]]
-
-# Every precision a backend may build, in the order variants are built and shown.
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 
 @dataclass(frozen=True)
@@ -37,12 +34,16 @@ class BuiltVariant:
 
 
 class Backend(Protocol):
-    name: str  # the registry's key; for hardware targets also the queue's name
-    hardware: str | None  # the hardware class it targets; None for the native baseline
-    summary: str
-    precisions: tuple[str, ...]  # what it can build, a subset of PRECISIONS in that order
-    requires: tuple[str, ...]  # modules a worker of this class must be able to import
-    extra: str  # the pip extra that installs them
+    target: Target  # its capabilities, as data (farm/targets.py)
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def hardware(self) -> str | None: ...
+
+    @property
+    def precisions(self) -> tuple[str, ...]: ...
 
     def host_problems(self) -> list[str]:
         """Why this host cannot serve this backend; empty when it can."""
@@ -64,15 +65,25 @@ class Backend(Protocol):
         ...
 
 
-def missing_modules(modules: tuple[str, ...]) -> list[str]:
-    return [name for name in modules if importlib.util.find_spec(name) is None]
+class TargetBackend:
+    """What every backend shares: its capabilities read from its entry in farm/targets.py."""
 
+    target: Target
 
-def toolchain_problem(backend: Backend) -> list[str]:
-    missing = missing_modules(backend.requires)
-    if not missing:
-        return []
-    return [f"{', '.join(missing)} not installed: pip install 'farm[{backend.extra}]'"]
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def hardware(self) -> str | None:
+        return self.target.hardware
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return self.target.precisions
+
+    def host_problems(self) -> list[str]:
+        return toolchain_problem(self.target)
 
 
 def import_tensorflow() -> Any:

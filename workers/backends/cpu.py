@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING
 
 from farm.errors import UsageError
 from farm.settings import get_settings
+from farm.targets import TARGETS
 from workers.backends.base import (
     BuiltVariant,
     Runner,
+    TargetBackend,
     onnxruntime_runner,
     package_versions,
-    toolchain_problem,
 )
 from workers.quantize import quantize_qdq
 
@@ -21,16 +22,8 @@ if TYPE_CHECKING:
     from workers.sources import SourceModel
 
 
-class CpuBackend:
-    name = "cpu"
-    hardware = "cpu"
-    summary = "ONNX Runtime on x86 CPUs: FP32 (optimised graph), INT8 (static QDQ, per-channel weights)"
-    precisions = ("fp32", "int8")
-    requires = ("tensorflow", "tf2onnx", "onnxruntime")
-    extra = "tf"
-
-    def host_problems(self) -> list[str]:
-        return toolchain_problem(self)
+class CpuBackend(TargetBackend):
+    target = TARGETS["cpu"]
 
     def toolchain(self) -> str:
         versions = package_versions(["onnxruntime", "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"])

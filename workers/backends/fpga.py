@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 from farm.errors import ConversionError, UsageError, first_line
 from farm.settings import get_settings
+from farm.targets import TARGETS
 from workers.backends.base import (
     BuiltVariant,
     Runner,
+    TargetBackend,
     onnxruntime_runner,
     package_versions,
-    toolchain_problem,
 )
 from workers.quantize import CalibrationReader, prepare_for_quantization
 
@@ -43,16 +44,8 @@ QUARK_METHODS = {"nonoverflow": "NonOverflow", "minmse": "MinMSE"}  # FARM_FPGA_
 log = logging.getLogger(__name__)
 
 
-class FpgaBackend:
-    name = "fpga"
-    hardware = "fpga"
-    summary = "Xilinx DPUs (Vitis AI): INT8 QDQ ONNX, power-of-two scales, by AMD Quark XINT8"
-    precisions = ("int8",)
-    requires = ("tensorflow", "tf2onnx", "onnxruntime", "quark", "torch")
-    extra = "fpga"
-
-    def host_problems(self) -> list[str]:
-        return toolchain_problem(self)
+class FpgaBackend(TargetBackend):
+    target = TARGETS["fpga"]
 
     def toolchain(self) -> str:
         versions = package_versions(

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from farm.errors import ConversionError, UsageError
 from farm.settings import get_settings
-from workers.backends.base import BuiltVariant, Runner, package_versions, toolchain_problem
+from farm.targets import TARGETS, toolchain_problem
+from workers.backends.base import BuiltVariant, Runner, TargetBackend, package_versions
 from workers.quantize import quantize_qdq
 
 if TYPE_CHECKING:
@@ -107,16 +108,11 @@ def to_fp16(source_onnx: Path, target: Path) -> Path:
     return target
 
 
-class GpuBackend:
-    name = "gpu"
-    hardware = "gpu"
-    summary = "TensorRT engines on NVIDIA GPUs: FP32, FP16 and INT8 (from QDQ ONNX), dynamic batch"
-    precisions = ("fp32", "fp16", "int8")
-    requires = ("tensorflow", "tf2onnx", "tensorrt", "cuda")
-    extra = "gpu"
+class GpuBackend(TargetBackend):
+    target = TARGETS["gpu"]
 
     def host_problems(self) -> list[str]:
-        problems = toolchain_problem(self)
+        problems = toolchain_problem(self.target)
         if not nvidia_gpu_listed():
             problems.append("no NVIDIA GPU found (nvidia-smi lists none): a gpu worker needs one")
         return problems

@@ -7,28 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workers.backends.base import BuiltVariant, Runner, package_versions
+from farm.targets import TARGETS
+from workers.backends.base import BuiltVariant, Runner, TargetBackend, package_versions
 
 if TYPE_CHECKING:
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
 
-class NativeBackend:
-    name = "native"
-    hardware = None  # runs on every hardware class, beside that class's own backend
-    summary = "the submitted model in its own framework: the baseline of every speedup"
-    precisions = ("fp32",)
-    requires = ()  # whatever loaded the source already runs it
-    extra = "tf"
+class NativeBackend(TargetBackend):
+    target = TARGETS["native"]
 
     def __init__(self) -> None:
         # The "variant" is the source itself; load() hands back the runner convert() was given,
         # so the baseline is never loaded twice.
         self._source: SourceModel | None = None
-
-    def host_problems(self) -> list[str]:
-        return []
 
     def toolchain(self) -> str:
         return package_versions(["tensorflow-cpu", "tensorflow", "onnxruntime"])
