@@ -1,5 +1,6 @@
-"""Tables of the job store. One Job has one Task per hardware class; a Task yields Variants; a
-Variant has BenchmarkResults (one per measured batch size)."""
+"""Tables of the job store. A conversion Job has one Task per hardware class; a Task yields
+Variants; a Variant has BenchmarkResults (one per measured batch size). An inference Job has
+Shards: row ranges of its dataset, each scored by whichever hardware class claims it first."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, Text
+from sqlalchemy import JSON, Column, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -25,14 +26,28 @@ class TaskState(str, enum.Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (TaskState.SUCCEEDED, TaskState.FAILED)
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
 
 
 class TaskKind(str, enum.Enum):
     CONVERT = "convert"
+    INFER = "infer"
+
+
+class ShardState(str, enum.Enum):
+    PENDING = "pending"  # waiting for a lane of any hardware class to claim it
+    RUNNING = "running"  # claimed under a lease (the Celery id of the message scoring it)
+    DONE = "done"  # its part is in place under the final name, with rows and checksum recorded
+    FAILED = "failed"  # bad data, or its worker died on every attempt
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self is not ShardState.PENDING and self is not ShardState.RUNNING
 
 
 class Job(SQLModel, table=True):
@@ -47,9 +62,10 @@ class Job(SQLModel, table=True):
     options: dict[str, Any] = Field(
         default_factory=dict,
         sa_column=Column(JSON, nullable=False, server_default="{}"),
-        description="precisions, calibration file, tolerance overrides, force: see ConvertOptions.",
+        description="ConvertOptions or InferOptions (farm/jobspec.py), by kind.",
     )
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    cancelled_at: datetime | None = Field(default=None, description="When `farm cancel` stopped it.")
 
 
 class Task(SQLModel, table=True):
@@ -125,6 +141,11 @@ class Variant(SQLModel, table=True):
         sa_column=Column(JSON, nullable=False, server_default="{}"),
         description="Backend facts, e.g. the GPU a TensorRT engine is bound to.",
     )
+    signature: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default="{}"),
+        description="The model's inputs (name, shape, dtype) and output names, as batch scoring feeds it.",
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -152,3 +173,29 @@ class BenchmarkResult(SQLModel, table=True):
     speedup_high: float | None = None
     pairs: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Shard(SQLModel, table=True):
+    """Rows [start, stop) of an inference job's dataset, scored into one output part."""
+
+    __table_args__ = (UniqueConstraint("job_id", "index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
+    index: int = Field(description="Its number: the output part part-<index>.parquet.")
+    start: int
+    stop: int
+    state: str = Field(default=ShardState.PENDING.value, sa_column=Column(String(16), nullable=False))
+    attempts: int = 0
+    lease: str | None = Field(default=None, max_length=64, description="Celery id of the holding message.")
+    hardware: str | None = Field(default=None, max_length=32)
+    worker: str | None = Field(default=None, max_length=255)
+    variant_id: int | None = None
+    rows: int = Field(default=0, description="Rows in its part, once done.")
+    sha256: str | None = Field(default=None, max_length=64, description="Of its part, once done.")
+    seconds: float = Field(
+        default=0.0, description="Reading, scoring and writing, by the attempt that finished."
+    )
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

@@ -31,12 +31,22 @@ def recent_jobs(session: Session, limit: int) -> list[Job]:
     return list(session.exec(select(Job).order_by(col(Job.created_at).desc()).limit(limit)))
 
 
+def jobs_of_model(session: Session, model_sha256: str, kind: str) -> list[Job]:
+    """Jobs of one kind on the model with this sha256, newest first."""
+    query = select(Job).where(Job.model_sha256 == model_sha256, Job.kind == kind)
+    return list(session.exec(query.order_by(col(Job.created_at).desc())))
+
+
 def tasks_of(session: Session, job_id: str) -> list[Task]:
     return list(session.exec(select(Task).where(Task.job_id == job_id).order_by(col(Task.hardware))))
 
 
 def variants_of(session: Session, job_id: str) -> list[Variant]:
     return list(session.exec(select(Variant).where(Variant.job_id == job_id).order_by(col(Variant.id))))
+
+
+def variants_of_ids(session: Session, variant_ids: Sequence[int]) -> list[Variant]:
+    return list(session.exec(select(Variant).where(col(Variant.id).in_(variant_ids))))
 
 
 def variants_of_task(session: Session, task_id: str) -> list[Variant]:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from celery import Celery
 
-from db import store
+from db import shards, store
 from db.engine import ensure_schema, session_scope
-from db.models import BenchmarkResult, Job, Task, TaskKind, TaskState, Variant, utcnow
+from db.models import BenchmarkResult, Job, Shard, Task, TaskKind, TaskState, Variant, utcnow
 from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
 from farm.cluster import require_broker
 from farm.errors import FarmError, ServiceUnavailableError, UsageError, first_line
@@ -164,13 +164,20 @@ def queues_for_display(
 @dataclass(frozen=True)
 class JobView:
     job: Job
-    tasks: list[Task]
+    tasks: list[Task]  # a conversion's, one per hardware class
     variants: list[Variant]
     benchmarks: dict[int, list[BenchmarkResult]]
+    shards: list[Shard] = field(default_factory=list)  # a scoring job's
+
+    @property
+    def is_scoring(self) -> bool:
+        return self.job.kind == TaskKind.INFER.value
 
     @property
     def state(self) -> TaskState:
-        return store.job_state(self.tasks)
+        return (
+            shards.infer_job_state(self.job, self.shards) if self.is_scoring else store.job_state(self.tasks)
+        )
 
 
 def load_job(settings: FarmSettings, job_id: str) -> JobView:
@@ -181,14 +188,19 @@ def load_job(settings: FarmSettings, job_id: str) -> JobView:
         benchmarks: dict[int, list[BenchmarkResult]] = {}
         for result in store.benchmarks_of(session, [v.id for v in variants if v.id is not None]):
             benchmarks.setdefault(result.variant_id, []).append(result)
-        return JobView(job, store.tasks_of(session, job_id), variants, benchmarks)
+        return JobView(
+            job, store.tasks_of(session, job_id), variants, benchmarks, shards.shards_of(session, job_id)
+        )
 
 
 def recent_jobs(settings: FarmSettings, limit: int) -> list[JobView]:
     ensure_schema(settings.database_url)
     with session_scope(settings.database_url) as session:
         jobs = store.recent_jobs(session, limit)
-        return [JobView(job, store.tasks_of(session, job.id), [], {}) for job in jobs]
+        return [
+            JobView(job, store.tasks_of(session, job.id), [], {}, shards.shards_of(session, job.id))
+            for job in jobs
+        ]
 
 
 def task_state_text(task: Task, queues: set[str] | None, variants: Sequence[Variant] = ()) -> str:

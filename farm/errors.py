@@ -9,7 +9,8 @@ FarmError                       exit 1
 ├── ToolchainMissingError       exit 4   an optional extra is not installed
 ├── ServiceUnavailableError     exit 5   broker or database cannot be reached
 ├── NotFoundError               exit 6   no such job
-└── ConversionError             exit 7   a backend failed on a model (recorded on the task)
+├── ConversionError             exit 7   a backend failed on a model (recorded on the task)
+└── DataError                   exit 8   a dataset to score: missing, unreadable, empty, wrong columns
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class NotFoundError(FarmError):
 
 class ConversionError(FarmError):
     exit_code = 7
+
+
+class DataError(FarmError):
+    exit_code = 8
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

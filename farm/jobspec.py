@@ -1,4 +1,4 @@
-"""What a conversion job asks for beyond the model: stored with the job, read by the worker."""
+"""What a job asks for beyond the model: stored with the job, read by the worker."""
 
 from __future__ import annotations
 
@@ -34,3 +34,28 @@ class ConvertOptions:
 
     def threshold_overrides(self) -> dict[str, float | None]:
         return {name: getattr(self, name) for name in THRESHOLD_NAMES}
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    """A batch-scoring job: which data, which variant per hardware class, where the output goes."""
+
+    dataset: dict[str, Any]  # farm.dataset.Dataset.to_json()
+    out: str  # the output folder
+    inputs: list[dict[str, Any]]  # farm.dataset.InputMapping.to_json(), one per model input
+    outputs: list[str]  # the model's output names, in order
+    output_columns: list[str]  # the output column of each, same order
+    keep: list[str] = field(default_factory=list)  # columns passed through to the output
+    variants: dict[str, int] = field(default_factory=dict)  # hardware class -> serving variant id
+    lanes: dict[str, int] = field(default_factory=dict)  # hardware class -> lanes sent
+    batch_size: int = 256
+    shard_rows: int = 0
+    source_job: str | None = None  # the conversion job whose variants serve
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InferOptions:
+        known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+        return cls(**known)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from celery import Celery
 
 from farm.settings import FarmSettings, get_settings
+from queues.names import INFER_TASK, queue_for
 
 
 def make_app(settings: FarmSettings) -> Celery:
-    app = Celery("farm", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery("farm", broker=settings.broker_url, include=["workers.tasks", "workers.scoring"])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -37,6 +38,13 @@ def make_app(settings: FarmSettings) -> Celery:
         task_create_missing_queues=True,
     )
     return app
+
+
+def send_lane(app: Celery, job_id: str, hardware: str, countdown: float | None = None) -> str:
+    """Queue one lane of a batch-scoring job on a hardware class's queue; returns its Celery id."""
+    return app.send_task(
+        INFER_TASK, args=[job_id, hardware], queue=queue_for(hardware), countdown=countdown
+    ).id
 
 
 app = make_app(get_settings())

@@ -4,6 +4,8 @@ that have that hardware."""
 from __future__ import annotations
 
 CONVERT_TASK = "farm.convert"
+# One lane of a batch-scoring job: scores the next unclaimed shard, then sends itself again.
+INFER_TASK = "farm.infer_shard"
 
 
 def queue_for(hardware: str) -> str:

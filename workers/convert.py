@@ -70,6 +70,7 @@ class VariantOutcome:
     hardware_description: str
     build_s: float
     benchmark_s: float
+    signature: dict  # the source's inputs and outputs: what batch scoring feeds and reads
 
 
 def plan_variants(request: ConversionRequest) -> list[PlannedVariant]:
@@ -166,6 +167,7 @@ class VariantBuilder:
             hardware_description=_hardware_description(built),
             build_s=verified - started,
             benchmark_s=benchmarked - verified,
+            signature=signature_of(self.source),
         )
 
     def verify(self, runner: Runner, precision: str) -> Verification:
@@ -207,6 +209,11 @@ def verify_variant(
     actual = run_batched(runner, calibration.held_out, source.inputs, chunk)
     thresholds = thresholds_for(precision, overrides or {})
     return verify(precision, source.output_names, expected, actual, thresholds, calibration.labels)
+
+
+def signature_of(source: SourceModel) -> dict:
+    inputs = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in source.inputs]
+    return {"inputs": inputs, "outputs": source.output_names}
 
 
 @lru_cache(maxsize=1)

@@ -7,14 +7,13 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from celery.exceptions import SoftTimeLimitExceeded
 from sqlmodel import Session
 
 from db import store
 from db.engine import session_scope
 from db.models import BenchmarkResult, Task, TaskState, Variant
 from farm.artifacts import ArtifactStore
-from farm.errors import ConversionError, FarmError, ServiceUnavailableError, first_line
+from farm.errors import ConversionError
 from farm.jobspec import ConvertOptions
 from farm.modelfile import ModelFormat, TensorArg
 from farm.settings import FarmSettings, get_settings
@@ -22,18 +21,13 @@ from queues.app import app
 from queues.names import CONVERT_TASK
 from workers.convert import ConversionRequest, PlannedVariant, VariantBuilder, VariantOutcome, plan_variants
 from workers.outcome import task_outcome
+from workers.taskrun import RETRY_INFRASTRUCTURE, gave_up, guarded
 from workers.verify import POLICY_VERSION
 
 log = logging.getLogger(__name__)
 
 
-@app.task(
-    name=CONVERT_TASK,
-    bind=True,
-    autoretry_for=(ServiceUnavailableError,),  # the database was briefly unreachable
-    retry_backoff=5,
-    max_retries=5,
-)
+@app.task(name=CONVERT_TASK, bind=True, **RETRY_INFRASTRUCTURE)
 def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyped-def]
     settings = get_settings()
     with session_scope(settings.database_url) as session:
@@ -52,20 +46,15 @@ def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyp
             outputs=[item["name"] for item in job.outputs],
             options=ConvertOptions.from_json(job.options),
         )
-    if task.attempts > settings.max_attempts:
-        # Each earlier delivery died with its worker process (out of memory, a crashing
-        # converter): stop requeueing instead of looping forever.
-        return _fail(task_id, f"gave up after {settings.max_attempts} attempts: the worker died each time")
-    try:
+    reason = gave_up(task.attempts, settings.max_attempts)
+    if reason:
+        return _fail(task_id, reason)
+
+    def work() -> str:
         build_errors = _convert(settings, task, request)
-    except FarmError as exc:
-        return _fail(task_id, str(exc))
-    except SoftTimeLimitExceeded:
-        return _fail(task_id, f"timed out after {settings.task_soft_time_limit_s} s")
-    except Exception as exc:
-        log.exception("conversion of task %s crashed", task_id)
-        return _fail(task_id, f"internal error: {type(exc).__name__}: {first_line(exc)}")
-    return _finish(task_id, build_errors, request.options.strict)
+        return _finish(task_id, build_errors, request.options.strict)
+
+    return guarded(self, work, lambda error: _fail(task_id, error), f"conversion of task {task_id}")
 
 
 def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> list[str]:
@@ -160,6 +149,7 @@ def _variant_row(task: Task, outcome: VariantOutcome) -> Variant:
         verification=check.per_output(),
         notes=outcome.notes,
         details=outcome.built.details,
+        signature=outcome.signature,
         build_s=outcome.build_s,
         benchmark_s=outcome.benchmark_s,
     )

@@ -10,14 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import Abort, Exit, TyperException
 
-from farm.cli import cluster, jobs, report, submit
+from farm.cli import cluster, jobs, report, scoring, submit
 from farm.errors import FarmError, first_line
 
 INTERNAL_ERROR_EXIT = 70
 
 app = typer.Typer(
     name="farm",
-    help="Convert trained models into verified, benchmarked variants for every hardware class.",
+    help="Convert models into verified, benchmarked variants per hardware class; score data with them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -30,6 +30,9 @@ app.command("jobs")(jobs.list_jobs)
 app.command()(jobs.status)
 app.command()(jobs.artifacts)
 app.command()(report.report)
+app.command()(scoring.cancel)
+app.command()(scoring.retry)
+app.command()(scoring.result)
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from farm.cli.render import STATE_STYLE, console, job_table
+from farm.cli.scoring import scoring_view
 from farm.client import copy_artifacts, load_job, queues_for_display, recent_jobs
+from farm.infer import infer_progress
 from farm.settings import get_settings
 from queues.app import app as celery_app
 
@@ -19,7 +21,9 @@ def list_jobs(limit: int = typer.Option(20, "--limit", "-n", min=1, help="How ma
         console.print("no jobs yet: submit one with `farm submit convert MODEL --hw cpu`")
     for view in views:
         state = view.state.value
-        hardware = ",".join(task.hardware for task in view.tasks)
+        hardware = ",".join(
+            sorted({s.hardware or "" for s in view.shards} - {""}) or [t.hardware for t in view.tasks]
+        )
         created = view.job.created_at.strftime("%Y-%m-%d %H:%M:%S")
         console.print(
             f"{view.job.id}  {created}  [{STATE_STYLE.get(state, 'yellow')}]{state:9}[/]  "
@@ -31,6 +35,9 @@ def status(job_id: str = typer.Argument(..., help="A job id from `farm jobs`."))
     """Per-hardware state, timings, errors and variants of one job."""
     settings = get_settings()
     view = load_job(settings, job_id)
+    if view.is_scoring:
+        console.print(scoring_view(view, infer_progress(view.shards)))
+        return
     console.print(job_table(view, queues_for_display(celery_app, settings, view)))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.live import Live
 
+from farm.cli import scoring
 from farm.cli.render import console, job_table
 from farm.client import ConvertRequest, JobView, load_job, queues_for_display, submit_convert, task_state_text
 from farm.errors import FarmError
@@ -17,6 +18,7 @@ from farm.settings import get_settings
 from queues.app import app as celery_app
 
 app = typer.Typer(help="Submit work to the farm.", no_args_is_help=True)
+app.command()(scoring.infer)
 POLL_S = 0.2
 PROBE_WORKERS_AFTER_S = 2.0  # a task still queued then may have no worker: ask
 

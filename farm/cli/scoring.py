@@ -1,0 +1,198 @@
+"""``farm submit infer``, ``farm cancel``, ``farm retry`` and ``farm result``: batch scoring."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from farm.cli.render import console
+from farm.client import ConvertRequest, JobView, load_job, submit_convert
+from farm.errors import FarmError
+from farm.infer import (
+    InferProgress,
+    InferRequest,
+    infer_progress,
+    merge_result,
+    parse_named_inputs,
+    submit_infer,
+)
+from farm.infer import cancel as cancel_job
+from farm.infer import retry as retry_job
+from farm.jobspec import InferOptions
+from farm.settings import get_settings
+from queues.app import app as celery_app
+
+POLL_S = 0.5
+
+
+def infer(
+    model_or_job: str = typer.Argument(..., help="A finished conversion job's id, or a model file."),
+    data: str = typer.Option(
+        ..., "--data", help="Parquet file, folder or glob; CSV; .npy. Local or fsspec URL."
+    ),
+    out: str = typer.Option(..., "--out", help="Output folder: one Parquet part per shard, and a manifest."),
+    hw: str = typer.Option(
+        ..., "--hw", help="Hardware classes that score, comma-separated: cpu,gpu,arm,fpga."
+    ),
+    columns: str = typer.Option("", "--columns", help="Feature columns of the model's one input, in order."),
+    inputs: list[str] = typer.Option([], "--input", help="NAME=col1,col2: the columns of one input. Repeat."),
+    keep: str = typer.Option(
+        "", "--keep", help="Columns copied to the output beside the scores, e.g. id,label."
+    ),
+    precision: str = typer.Option("", "--precision", help="Score with this precision's variants only."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Rows per inference call."),
+    shard_rows: int = typer.Option(
+        0, "--shard-rows", min=0, help="Rows per shard; default: about 16 shards."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier job's output in --out."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
+) -> None:
+    """Score a dataset with MODEL_OR_JOB's verified variants, on every hardware class named."""
+    settings = get_settings()
+    asked = InferRequest(
+        model_or_job,
+        data,
+        out,
+        hw,
+        _split(columns),
+        parse_named_inputs(inputs),
+        _split(keep),
+        precision,
+        batch_size,
+        shard_rows,
+        overwrite,
+    )
+    job = submit_infer(settings, celery_app, asked, _convert_first(precision))
+    options = InferOptions.from_json(job.options)
+    console.print(job.id)
+    rows = sum(f["rows"] for f in options.dataset["files"])
+    lanes = ", ".join(f"{hw} {n}" for hw, n in options.lanes.items())
+    console.print(
+        f"scoring {options.dataset['uri']}: {rows:,} rows in shards of {options.shard_rows:,}; lanes {lanes}"
+    )
+    if wait:
+        follow(job.id)
+
+
+def _convert_first(precision: str):  # type: ignore[no-untyped-def]
+    def convert(model: Path, hardware: list[str]) -> str:
+        settings = get_settings()
+        job = submit_convert(
+            settings, celery_app, ConvertRequest(model, ",".join(hardware), precisions=precision)
+        )
+        console.print(
+            f"no verified {','.join(hardware)} variants of {model.name} yet: converting first (job {job.id})"
+        )
+        while not (view := load_job(settings, job.id)).state.finished:
+            time.sleep(POLL_S)
+        if view.state.value == "failed":
+            raise FarmError(f"converting {model.name} failed: see `farm status {job.id}`")
+        return job.id
+
+    return convert
+
+
+def follow(job_id: str) -> JobView:
+    """Show progress until the job ends: a live view on a terminal, one line per change in a pipe."""
+    settings = get_settings()
+    last = ""
+    with Live(console=console, auto_refresh=False) if console.is_terminal else _NoLive() as live:
+        while True:
+            view = load_job(settings, job_id)
+            progress = infer_progress(view.shards)
+            if console.is_terminal:
+                live.update(scoring_view(view, progress), refresh=True)
+            elif (line := progress_line(progress)) != last:
+                console.print(line)
+                last = line
+            if view.state.finished:
+                break
+            time.sleep(POLL_S)
+    _print_ending(view, progress)
+    return view
+
+
+class _NoLive:
+    def __enter__(self) -> _NoLive:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _print_ending(view: JobView, progress: InferProgress) -> None:
+    if not console.is_terminal:
+        console.print(scoring_view(view, progress))
+    state = view.state.value
+    if state == "succeeded":
+        console.print(
+            f"output: {InferOptions.from_json(view.job.options).out} (farm result {view.job.id} --to FILE)"
+        )
+        return
+    failed = progress.counts.get("failed", 0)
+    raise FarmError(f"job {view.job.id} {state}: {failed} shards failed (farm retry {view.job.id})")
+
+
+def progress_line(progress: InferProgress) -> str:
+    per_class = ", ".join(f"{c.hardware} {c.rows:,}" for c in progress.classes)
+    eta = f", ETA {progress.eta_s:.0f} s" if progress.eta_s is not None else ""
+    return (
+        f"{progress.done_rows:,}/{progress.total_rows:,} rows ({progress.fraction:.0%}), "
+        f"{progress.rows_per_s:,.0f} rows/s{eta}; {per_class or 'no shard scored yet'}"
+    )
+
+
+def scoring_view(view: JobView, progress: InferProgress) -> Group:
+    options = InferOptions.from_json(view.job.options)
+    title = f"job {view.job.id}: scoring with {view.job.model_name} -> {options.out}: {view.state.value}"
+    table = Table(title=title, title_justify="left")
+    for column in ("hardware", "share", "rows", "shards", "running", "rows/s"):
+        table.add_column(column, justify="left" if column in ("hardware", "share") else "right")
+    for share in progress.classes:
+        bar = ProgressBar(total=max(progress.total_rows, 1), completed=share.rows, width=20)
+        table.add_row(
+            share.hardware,
+            bar,
+            f"{share.rows:,}",
+            str(share.shards),
+            str(share.running),
+            f"{share.rows_per_s:,.0f}",
+        )
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(progress.counts.items()))
+    lines = [table, progress_line(progress), f"shards: {counts}"]
+    lines += [f"[red]{escape(error)}[/]" for error in progress.errors]
+    return Group(*lines)
+
+
+def cancel(job_id: str = typer.Argument(..., help="A scoring job's id.")) -> None:
+    """Cancel a scoring job: waiting shards never run, running ones stop at their next batch."""
+    cancelled, running = cancel_job(get_settings(), job_id)
+    console.print(
+        f"cancelled job {job_id}: {cancelled} waiting shards will not run, {running} running stop soon"
+    )
+
+
+def retry(job_id: str = typer.Argument(..., help="A scoring job's id.")) -> None:
+    """Score again only the shards of a job that are not done (failed, cancelled or lost)."""
+    reopened = retry_job(get_settings(), celery_app, job_id)
+    console.print(f"job {job_id}: {reopened} shards queued again")
+
+
+def result(
+    job_id: str = typer.Argument(..., help="A finished scoring job's id."),
+    to: Path = typer.Option(..., "--to", help="The Parquet file to write, every row in input order."),
+) -> None:
+    """Merge a scoring job's parts into one Parquet file, in input order."""
+    rows = merge_result(get_settings(), job_id, to)
+    console.print(f"{to}: {rows:,} rows")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]

@@ -1,0 +1,460 @@
+"""Datasets to score: Parquet (a file, a folder or a glob), CSV and ``.npy``, local or at an fsspec
+URL (``s3://`` with s3fs installed).
+
+The client reads only what it must to plan: Parquet footers (row counts, row groups, schema), a
+``.npy`` header; CSV has no footer, so its rows are counted by streaming it once. A worker reads
+its own row range straight from storage, batch by batch, so its memory is bounded by the batch
+and never by the dataset. pyarrow and numpy are imported inside the functions: the CLI imports
+this module to parse options.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from farm.errors import DataError, UsageError, first_line
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
+NPY_COLUMN = "array"  # the one "column" of a .npy dataset: its rows
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str  # as its filesystem names it
+    rows: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    uri: str  # as the user gave it
+    format: str  # parquet, csv or npy
+    files: list[DataFile]
+    columns: dict[str, str]  # name -> Arrow type, as text; npy: {"array": "<dtype>[<row shape>]"}
+    widths: dict[str, int] = field(default_factory=dict)  # features per row of each numeric column
+    row_group_rows: int = 0  # the Parquet row group size when all are equal, else 0
+
+    @property
+    def rows(self) -> int:
+        return sum(file.rows for file in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Dataset:
+        files = [DataFile(**item) for item in data["files"]]
+        return cls(**{**data, "files": files})
+
+
+# --- planning, on the client ---------------------------------------------------------------------
+
+
+def open_dataset(uri: str) -> Dataset:
+    """The dataset at ``uri``, from its metadata; a DataError says what is wrong with it."""
+    fs, paths = _expand(uri)
+    formats = {SUFFIXES.get(Path(path).suffix.lower()) for path in paths}
+    if None in formats or len(formats) != 1:
+        odd = next((p for p in paths if Path(p).suffix.lower() not in SUFFIXES), paths[0])
+        raise DataError(f"{odd}: not a Parquet, CSV or NPY file (.parquet, .pq, .csv, .npy)")
+    data_format = formats.pop()
+    assert data_format is not None
+    try:
+        dataset = _READERS[data_format](fs, uri, paths)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{uri}: cannot read it as {data_format} ({first_line(exc)})") from exc
+    if dataset.rows == 0:
+        raise DataError(f"{uri}: the dataset is empty (0 rows)")
+    return dataset
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """An fsspec filesystem and the path on it; local paths need no fsspec."""
+    if "://" not in uri or uri.startswith("file://"):
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem(), str(Path(uri.removeprefix("file://")).expanduser().absolute())
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise DataError(f"{uri}: cannot open this URL ({first_line(exc)})") from exc
+
+
+def _expand(uri: str) -> tuple[Any, list[str]]:
+    fs, path = filesystem(uri)
+    try:
+        if globlib.has_magic(path):
+            paths = sorted(fs.glob(path))
+        elif fs.isdir(path):
+            paths = sorted(
+                p for p in fs.find(path) if Path(p).suffix.lower() in SUFFIXES and not _hidden(p, path)
+            )
+        elif fs.exists(path):
+            paths = [path]
+        else:
+            raise DataError(f"{uri}: no such file or folder")
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{uri}: cannot list it ({first_line(exc)})") from exc
+    if not paths:
+        raise DataError(f"{uri}: no Parquet, CSV or NPY files there")
+    return fs, paths
+
+
+def _hidden(path: str, root: str) -> bool:
+    # Spark, Hive and farm itself keep metadata in _ and . files beside the data.
+    return any(part.startswith(("_", ".")) for part in Path(path).relative_to(root).parts)
+
+
+def _parquet(fs: Any, uri: str, paths: list[str]) -> Dataset:
+    import pyarrow.parquet as pq
+
+    files, schema, group_sizes = [], None, set()
+    for path in paths:
+        with fs.open(path, "rb") as handle:
+            metadata = pq.read_metadata(handle)
+        if schema is None:
+            schema = metadata.schema.to_arrow_schema()
+        elif not metadata.schema.to_arrow_schema().equals(schema):
+            raise DataError(f"{path}: its columns differ from those of {paths[0]}")
+        files.append(DataFile(path, metadata.num_rows))
+        group_sizes |= {metadata.row_group(i).num_rows for i in range(metadata.num_row_groups - 1)}
+    assert schema is not None
+    widths = _widths(schema, lambda: _first_rows(fs, "parquet", paths[0]))
+    row_group = group_sizes.pop() if len(group_sizes) == 1 else 0
+    return Dataset(uri, "parquet", files, _types(schema), widths, row_group)
+
+
+def _csv(fs: Any, uri: str, paths: list[str]) -> Dataset:
+    files, schema = [], None
+    for path in paths:
+        rows = 0
+        with fs.open(path, "rb") as handle:
+            reader = _csv_reader(handle)
+            schema = schema or reader.schema
+            for batch in reader:
+                rows += batch.num_rows
+        files.append(DataFile(path, rows))
+    assert schema is not None
+    return Dataset(uri, "csv", files, _types(schema), _widths(schema, lambda: None))
+
+
+def _npy(fs: Any, uri: str, paths: list[str]) -> Dataset:
+    if len(paths) > 1:
+        raise DataError(f"{uri}: score one .npy file at a time (or use Parquet for a folder of files)")
+    with fs.open(paths[0], "rb") as handle:
+        header = _npy_header(handle, paths[0])
+    rows, *row_shape = header.shape
+    width = 1
+    for dim in row_shape:
+        width *= dim
+    columns = {NPY_COLUMN: f"{header.dtype.name}{list(row_shape)}"}
+    return Dataset(uri, "npy", [DataFile(paths[0], rows)], columns, {NPY_COLUMN: width})
+
+
+_READERS = {"parquet": _parquet, "csv": _csv, "npy": _npy}
+
+
+def _types(schema: pa.Schema) -> dict[str, str]:
+    return {name: str(schema.field(name).type) for name in schema.names}
+
+
+def _widths(schema: pa.Schema, first_rows: Any) -> dict[str, int]:
+    """Features per row of each numeric column: 1 for a number, n for a list of n numbers (a
+    variable-length list column is measured on the first row; every batch is checked again)."""
+    import pyarrow as pa
+
+    widths: dict[str, int] = {}
+    sample = None
+    for name in schema.names:
+        kind = schema.field(name).type
+        if pa.types.is_fixed_size_list(kind) and _numeric(kind.value_type):
+            widths[name] = kind.list_size
+        elif (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and _numeric(kind.value_type):
+            sample = sample if sample is not None else first_rows()
+            if sample is not None and sample.num_rows:
+                widths[name] = len(sample.column(name)[0])
+        elif _numeric(kind):
+            widths[name] = 1
+    return widths
+
+
+def _numeric(kind: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+def _first_rows(fs: Any, data_format: str, path: str) -> pa.Table | None:
+    import pyarrow.parquet as pq
+
+    with fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        return next(parquet.iter_batches(batch_size=1), None)
+
+
+@dataclass(frozen=True)
+class InputMapping:
+    """Which columns feed one model input, and the per-row shape and dtype the model wants."""
+
+    name: str
+    columns: list[str]
+    shape: list[int]  # one row's shape, the batch dimension left out
+    dtype: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def map_inputs(
+    dataset: Dataset,
+    model_inputs: list[dict[str, Any]],
+    columns: list[str],
+    named: dict[str, list[str]],
+    keep: list[str],
+) -> list[InputMapping]:
+    """Decide and check which columns feed which model input: their count, width and dtype must
+    fit the model before anything is queued. ``model_inputs`` are {name, shape, dtype}."""
+    for column in [*columns, *(c for cs in named.values() for c in cs), *keep]:
+        if column not in dataset.columns:
+            raise DataError(f"no column {column!r} in {dataset.uri} (it has: {', '.join(dataset.columns)})")
+    if dataset.format == "npy" and (columns or named or keep):
+        raise UsageError(".npy data has no columns: leave out --columns, --input and --keep")
+    by_name = {spec["name"]: spec for spec in model_inputs}
+    if named:
+        unknown = set(named) - set(by_name)
+        if unknown:
+            known = ", ".join(by_name)
+            raise UsageError(f"the model has no input {', '.join(sorted(unknown))} (it has: {known})")
+        missing = set(by_name) - set(named)
+        if missing:
+            raise UsageError(
+                f"no columns given for input {', '.join(sorted(missing))} (--input NAME=col,...)"
+            )
+        chosen = named
+    elif len(by_name) > 1:
+        raise UsageError(
+            f"the model has {len(by_name)} inputs ({', '.join(by_name)}): name the columns of each "
+            "with --input NAME=col1,col2"
+        )
+    else:
+        name = next(iter(by_name))
+        chosen = {name: columns or [c for c in dataset.columns if c not in keep]}
+    return [_mapping(dataset, by_name[name], cols) for name, cols in chosen.items()]
+
+
+def _mapping(dataset: Dataset, spec: dict[str, Any], columns: list[str]) -> InputMapping:
+    import numpy as np
+
+    name, dtype = spec["name"], np.dtype(spec["dtype"])
+    row_shape = list(spec["shape"])[1:]
+    if any(dim is None for dim in row_shape):
+        raise DataError(
+            f"input {name} has unknown dimensions {spec['shape']}: give its shape when converting"
+        )
+    wanted = int(np.prod(row_shape)) if row_shape else 1
+    for column in columns:
+        if column not in dataset.widths:
+            raise DataError(
+                f"column {column!r} is {dataset.columns[column]}, not numbers (input {name}: {dtype.name})"
+            )
+        have = _column_dtype(dataset, column)
+        if not np.can_cast(have, dtype, "same_kind"):
+            raise DataError(
+                f"column {column!r} holds {have.name}, which input {name} ({dtype.name}) cannot take"
+            )
+    width = sum(dataset.widths[column] for column in columns)
+    if width != wanted:
+        raise DataError(
+            f"input {name} takes {wanted} values per row (shape {spec['shape']}), but the "
+            f"{len(columns)} column(s) {', '.join(columns)} give {width}"
+        )
+    return InputMapping(name, columns, [int(dim) for dim in row_shape], dtype.name)
+
+
+def _column_dtype(dataset: Dataset, column: str) -> np.dtype:
+    import numpy as np
+    import pyarrow as pa
+
+    if dataset.format == "npy":
+        return np.dtype(dataset.columns[column].split("[")[0])
+    text = dataset.columns[column]
+    # "fixed_size_list<item: float>[20]" or "list<item: double>": the element type decides.
+    if "<" in text:
+        text = text.split(":", 1)[1].split(">")[0].strip()
+    return np.dtype(pa.type_for_alias(text).to_pandas_dtype())
+
+
+# --- reading a shard, on a worker ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    first_row: int  # the dataset's row number of its first row
+    features: dict[str, np.ndarray]  # by model input
+    kept: pa.Table | None  # the --keep columns, passed through
+
+
+def read_shard(
+    dataset: Dataset, start: int, stop: int, batch_size: int, inputs: list[InputMapping], keep: list[str]
+) -> Iterator[Batch]:
+    """Rows [start, stop) in batches of at most ``batch_size``, as model inputs."""
+    fs, _ = filesystem(dataset.uri)
+    if dataset.format == "npy":
+        yield from _npy_batches(fs, dataset.files[0].path, start, stop, batch_size, inputs[0])
+        return
+    needed = list(dict.fromkeys([c for mapping in inputs for c in mapping.columns] + keep))
+    offset = 0
+    for file in dataset.files:
+        low, high = max(start, offset), min(stop, offset + file.rows)
+        if low < high:
+            tables = (
+                _parquet_rows(fs, file.path, low - offset, high - offset, batch_size, needed)
+                if dataset.format == "parquet"
+                else _csv_rows(fs, file.path, low - offset, high - offset, needed, dataset.columns)
+            )
+            first = low
+            for table in tables:
+                for piece in range(0, table.num_rows, batch_size):
+                    chunk = table.slice(piece, batch_size)
+                    features = {m.name: _features(chunk, m) for m in inputs}
+                    yield Batch(first, features, chunk.select(keep) if keep else None)
+                    first += chunk.num_rows
+        offset += file.rows
+
+
+def _parquet_rows(
+    fs: Any, path: str, low: int, high: int, batch_size: int, columns: list[str]
+) -> Iterator[pa.Table]:
+    """Rows [low, high) of one Parquet file, reading only the row groups they lie in."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        groups, first_group_row, position = [], None, 0
+        for index in range(parquet.num_row_groups):
+            rows = parquet.metadata.row_group(index).num_rows
+            if position + rows > low and position < high:
+                groups.append(index)
+                first_group_row = position if first_group_row is None else first_group_row
+            position += rows
+        skip, left = low - (first_group_row or 0), high - low
+        for batch in parquet.iter_batches(batch_size=batch_size, row_groups=groups, columns=columns):
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            batch = batch.slice(skip, left)
+            skip, left = 0, left - batch.num_rows
+            yield pa.Table.from_batches([batch])
+            if left <= 0:
+                return
+
+
+def _csv_rows(
+    fs: Any, path: str, low: int, high: int, columns: list[str], types: dict[str, str]
+) -> Iterator[pa.Table]:
+    """Rows [low, high) of a CSV file: read from its start, since CSV has no index to seek by."""
+    import pyarrow as pa
+
+    position = 0
+    with fs.open(path, "rb") as handle:
+        reader = _csv_reader(handle, columns, {c: pa.type_for_alias(types[c]) for c in columns})
+        for batch in reader:
+            end = position + batch.num_rows
+            if end > low:
+                yield pa.Table.from_batches([batch.slice(max(low - position, 0), high - max(low, position))])
+            position = end
+            if position >= high:
+                return
+
+
+def _csv_reader(handle: IO[bytes], columns: list[str] | None = None, types: dict | None = None) -> Any:
+    import pyarrow.csv as csv
+
+    convert = csv.ConvertOptions(include_columns=columns, column_types=types) if columns else None
+    return csv.open_csv(handle, convert_options=convert)
+
+
+def _features(table: pa.Table, mapping: InputMapping) -> np.ndarray:
+    import numpy as np
+
+    parts = [_column_values(table.column(name), name) for name in mapping.columns]
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    return values.reshape((table.num_rows, *mapping.shape)).astype(mapping.dtype, copy=False)
+
+
+def _column_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """A column as a (rows, features) array; refuses missing values and ragged lists."""
+    import numpy as np
+    import pyarrow as pa
+
+    if column.null_count:
+        raise DataError(f"column {name!r} has {column.null_count} missing values in this shard")
+    array = column.combine_chunks()
+    rows = len(array)
+    if (
+        pa.types.is_fixed_size_list(array.type)
+        or pa.types.is_list(array.type)
+        or pa.types.is_large_list(array.type)
+    ):
+        values = array.flatten().to_numpy(zero_copy_only=False)
+        if rows and values.size % rows:
+            raise DataError(f"column {name!r} holds lists of different lengths")
+        if not pa.types.is_fixed_size_list(array.type):
+            lengths = np.diff(array.offsets.to_numpy())
+            if rows and (lengths != lengths[0]).any():
+                raise DataError(f"column {name!r} holds lists of different lengths")
+        return values.reshape(rows, -1)
+    return array.to_numpy(zero_copy_only=False).reshape(rows, 1)
+
+
+def _npy_header(handle: IO[bytes], path: str) -> Any:
+    import numpy as np
+
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(handle)
+    except ValueError as exc:
+        raise DataError(f"{path}: not a .npy array ({first_line(exc)})") from exc
+    if fortran or not shape or dtype.hasobject:
+        raise DataError(f"{path}: needs a C-ordered numeric array with a row dimension")
+    return _NpyHeader(tuple(shape), dtype, handle.tell())
+
+
+@dataclass(frozen=True)
+class _NpyHeader:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    data_offset: int
+
+
+def _npy_batches(
+    fs: Any, path: str, start: int, stop: int, batch_size: int, mapping: InputMapping
+) -> Iterator[Batch]:
+    import numpy as np
+
+    with fs.open(path, "rb") as handle:
+        header = _npy_header(handle, path)
+        row_bytes = header.dtype.itemsize * int(np.prod(header.shape[1:], dtype=np.int64))
+        handle.seek(header.data_offset + start * row_bytes)
+        for first in range(start, stop, batch_size):
+            rows = min(batch_size, stop - first)
+            values = np.frombuffer(handle.read(rows * row_bytes), dtype=header.dtype)
+            features = values.reshape((rows, *mapping.shape)).astype(mapping.dtype, copy=False)
+            yield Batch(first, {mapping.name: features}, None)

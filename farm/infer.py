@@ -1,0 +1,365 @@
+"""Client side of batch scoring: check a submission, cut the data into shards, queue the lanes;
+cancel, retry, progress and the merged result.
+
+Every check that can refuse a submission runs before anything is written or queued.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from celery import Celery
+
+from db import shards, store
+from db.engine import ensure_schema, session_scope
+from db.models import BenchmarkResult, Job, Shard, ShardState, TaskKind, TaskState, Variant, utcnow
+from farm.cluster import require_broker
+from farm.dataset import Dataset, map_inputs, open_dataset
+from farm.errors import FarmError, NotFoundError, UsageError
+from farm.jobspec import InferOptions
+from farm.output import (
+    MANIFEST,
+    ROW_COLUMN,
+    check_output,
+    claim_output,
+    output_column,
+    part_name,
+    read_manifest,
+)
+from farm.settings import FarmSettings
+from farm.targets import NATIVE, parse_hardware_list, parse_precisions
+from queues.app import send_lane
+from queues.names import queue_for
+
+MIN_SHARD_ROWS = 1_000
+MAX_SHARD_ROWS = 100_000
+SHARDS_PER_JOB = 16  # enough for the classes to share a small job; fewer per-shard costs on a big one
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """What `farm submit infer` was asked, as typed; checked by submit_infer."""
+
+    source: str  # a conversion job id, or a model file
+    data: str
+    out: str
+    hardware: str
+    columns: list[str] = field(default_factory=list)
+    inputs: dict[str, list[str]] = field(default_factory=dict)  # --input NAME=col1,col2
+    keep: list[str] = field(default_factory=list)
+    precision: str = ""
+    batch_size: int = 256
+    shard_rows: int = 0  # 0: chosen from the dataset's size
+    overwrite: bool = False
+
+
+def parse_named_inputs(items: list[str]) -> dict[str, list[str]]:
+    named = {}
+    for item in items:
+        name, _, columns = item.partition("=")
+        if not name.strip() or not columns.strip():
+            raise UsageError(f"--input {item!r}: expected NAME=col1,col2,...")
+        named[name.strip()] = [c.strip() for c in columns.split(",") if c.strip()]
+    return named
+
+
+def submit_infer(
+    settings: FarmSettings, app: Celery, asked: InferRequest, convert_first: Callable[[Path, list[str]], str]
+) -> Job:
+    """``convert_first(model, hardware)`` converts a model file that has no verified variant for
+    some hardware classes, and returns the conversion job's id (the CLI waits for it)."""
+    hardware = parse_hardware_list(asked.hardware)
+    precision = parse_precisions(asked.precision, hardware)
+    if len(precision) > 1:
+        raise UsageError(f"--precision pins one precision, not {', '.join(precision)}")
+    dataset = open_dataset(asked.data)
+    out = check_output(asked.out, asked.overwrite)
+    require_broker(settings)
+    ensure_schema(settings.database_url)
+    source_job_id = _conversion_job(settings, asked.source, hardware, precision, convert_first)
+    with session_scope(settings.database_url) as session:
+        source_job = store.get_job(session, source_job_id)
+        variants = choose_variants(session, source_job, hardware, precision[0] if precision else None)
+    signature = _signature(variants)
+    outputs = list(signature["outputs"])
+    options = InferOptions(
+        dataset=dataset.to_json(),
+        out=str(out),
+        inputs=[
+            m.to_json()
+            for m in map_inputs(dataset, signature["inputs"], asked.columns, asked.inputs, asked.keep)
+        ],
+        outputs=outputs,
+        output_columns=_output_columns(outputs, asked.keep),
+        keep=asked.keep,
+        variants={hw: v.id or 0 for hw, v in variants.items()},
+        lanes=live_lanes(app, settings, hardware),
+        batch_size=asked.batch_size,
+        shard_rows=asked.shard_rows or default_shard_rows(dataset),
+        source_job=source_job.id,
+    )
+    job = Job(
+        kind=TaskKind.INFER.value,
+        model_name=source_job.model_name,
+        model_key=source_job.model_key,
+        model_sha256=source_job.model_sha256,
+        model_format=source_job.model_format,
+        inputs=signature["inputs"],
+        outputs=[{"name": name} for name in outputs],
+        options=options.to_json(),
+    )
+    claim_output(out, job.id)
+    with session_scope(settings.database_url) as session:
+        session.add(job)
+        shards.create_shards(session, job.id, shard_ranges(dataset.rows, options.shard_rows))
+    send_lanes(app, job.id, options.lanes)
+    return job
+
+
+def _conversion_job(
+    settings: FarmSettings,
+    source: str,
+    hardware: list[str],
+    precision: list[str],
+    convert_first: Callable[[Path, list[str]], str],
+) -> str:
+    """The conversion job whose variants serve: the one named, or for a model file the newest
+    with a verified variant on every class asked, or a new one converting it."""
+    path = Path(source)
+    if not path.exists():
+        with session_scope(settings.database_url) as session:
+            job = session.get(Job, source)
+        if job is None:
+            raise NotFoundError(f"{source}: neither a model file nor a job id (see `farm jobs`)")
+        return source
+    from farm.artifacts import sha256_of
+
+    sha256 = sha256_of(path)
+    with session_scope(settings.database_url) as session:
+        for job in store.jobs_of_model(session, sha256, TaskKind.CONVERT.value):
+            try:
+                choose_variants(session, job, hardware, precision[0] if precision else None)
+                return job.id
+            except UsageError:
+                continue
+    return convert_first(path, hardware)
+
+
+def choose_variants(session, job: Job, hardware: list[str], precision: str | None) -> dict[str, Variant]:  # type: ignore[no-untyped-def]
+    """For each hardware class, the verified variant of ``job`` with the best measured throughput
+    (of ``precision`` when pinned); refuses a class that has none."""
+    if job.kind != TaskKind.CONVERT.value:
+        raise UsageError(f"job {job.id} is a {job.kind} job: name a conversion job or a model file")
+    state = store.job_state(store.tasks_of(session, job.id))
+    if not state.finished:
+        raise UsageError(f"job {job.id} is still {state.value}: score once the conversion has finished")
+    variants = [v for v in store.variants_of(session, job.id) if v.passed and v.backend != NATIVE]
+    benchmarks: dict[int, list[BenchmarkResult]] = {}
+    for result in store.benchmarks_of(session, [v.id for v in variants if v.id is not None]):
+        benchmarks.setdefault(result.variant_id, []).append(result)
+    chosen = {}
+    for hw in hardware:
+        candidates = [
+            v for v in variants if v.hardware == hw and (precision is None or v.precision == precision)
+        ]
+        if not candidates:
+            pinned = f" {precision}" if precision else ""
+            raise UsageError(f"job {job.id} has no verified{pinned} {hw} variant to score with")
+        chosen[hw] = max(
+            candidates,
+            key=lambda v: max((b.throughput_per_s for b in benchmarks.get(v.id or 0, [])), default=0.0),
+        )
+    return chosen
+
+
+def _signature(variants: dict[str, Variant]) -> dict:
+    signature = next(iter(variants.values())).signature
+    if not signature.get("inputs"):
+        raise UsageError(
+            "its variants were built before batch scoring existed: convert the model again with --force"
+        )
+    return signature
+
+
+def _output_columns(outputs: list[str], keep: list[str]) -> list[str]:
+    columns = [output_column(name) for name in outputs]
+    clash = {ROW_COLUMN, *keep} & set(columns)
+    if clash or len(set(columns)) != len(columns):
+        raise UsageError(
+            f"output column {', '.join(sorted(clash)) or 'names'} would be written twice: rename --keep"
+        )
+    return columns
+
+
+def default_shard_rows(dataset: Dataset) -> int:
+    """About SHARDS_PER_JOB shards, within bounds; whole Parquet row groups where they are even,
+    so no two shards decode the same row group."""
+    rows = min(MAX_SHARD_ROWS, max(MIN_SHARD_ROWS, math.ceil(dataset.rows / SHARDS_PER_JOB)))
+    group = dataset.row_group_rows
+    if group and group <= rows:
+        rows = (rows // group) * group
+    return rows
+
+
+def shard_ranges(total: int, shard_rows: int) -> list[tuple[int, int]]:
+    return [(start, min(start + shard_rows, total)) for start in range(0, total, shard_rows)]
+
+
+def live_lanes(app: Celery, settings: FarmSettings, hardware: list[str]) -> dict[str, int]:
+    """One lane per worker process that consumes each class's queue (at least one, so a worker
+    that starts later joins in)."""
+    lanes = dict.fromkeys(hardware, 0)
+    try:
+        inspect = app.control.inspect(timeout=settings.worker_probe_timeout_s)
+        queues, stats = inspect.active_queues() or {}, inspect.stats() or {}
+    except Exception:  # the broker answered a ping a moment ago; no reply just means no lanes known
+        queues, stats = {}, {}
+    for worker, consumed in queues.items():
+        processes = int(stats.get(worker, {}).get("pool", {}).get("max-concurrency", 1))
+        for hw in hardware:
+            if any(queue["name"] == queue_for(hw) for queue in consumed):
+                lanes[hw] += processes
+    return {hw: max(count, 1) for hw, count in lanes.items()}
+
+
+def send_lanes(app: Celery, job_id: str, lanes: dict[str, int]) -> None:
+    for hardware, count in lanes.items():
+        for _ in range(count):
+            send_lane(app, job_id, hardware)
+
+
+# --- after submission ----------------------------------------------------------------------------
+
+
+def cancel(settings: FarmSettings, job_id: str) -> tuple[int, int]:
+    """Cancel a scoring job: returns (pending shards cancelled, running shards that will stop)."""
+    ensure_schema(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        job = _infer_job(session, job_id)
+        if job.cancelled_at is not None:
+            raise UsageError(f"job {job_id} is already cancelled")
+        state = shards.infer_job_state(job, shards.shards_of(session, job_id))
+        if state.finished:
+            raise UsageError(f"job {job_id} already {state.value}")
+        cancelled = shards.cancel_job(session, job)
+        running, _ = shards.count_in_state(session, job_id, ShardState.RUNNING)
+    return cancelled, running
+
+
+def retry(settings: FarmSettings, app: Celery, job_id: str) -> int:
+    """Score again every shard of a job that is not done; returns how many."""
+    require_broker(settings)
+    ensure_schema(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        job = _infer_job(session, job_id)
+        running, _ = shards.count_in_state(session, job_id, ShardState.RUNNING)
+        if running and job.cancelled_at is None:
+            raise UsageError(f"job {job_id} is still running {running} shards: cancel it first, or wait")
+        reopened = shards.reopen_unfinished(session, job)
+        options = InferOptions.from_json(job.options)
+    if not reopened:
+        raise UsageError(f"nothing to retry: every shard of job {job_id} is done")
+    send_lanes(app, job_id, live_lanes(app, settings, list(options.variants)))
+    return reopened
+
+
+def _infer_job(session, job_id: str) -> Job:  # type: ignore[no-untyped-def]
+    job = store.get_job(session, job_id)
+    if job.kind != TaskKind.INFER.value:
+        raise UsageError(f"job {job_id} is a {job.kind} job; cancel and retry apply to scoring jobs")
+    return job
+
+
+def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
+    """The job's parts, checked against their recorded checksums, merged in input order into one
+    Parquet file (written beside ``target``, then renamed). Returns the rows written."""
+    import pyarrow.parquet as pq
+
+    from farm.artifacts import copy_atomically, sha256_of
+
+    ensure_schema(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        job = _infer_job(session, job_id)
+        done = shards.shards_of(session, job_id)
+    state = shards.infer_job_state(job, done)
+    if state is not TaskState.SUCCEEDED:
+        raise FarmError(f"job {job_id} is {state.value}: its output is complete only once it succeeds")
+    out = Path(InferOptions.from_json(job.options).out)
+    read_manifest(out)
+    staging = target.with_name(f".{target.name}.partial")
+    rows = 0
+    writer = None
+    try:
+        for shard in done:
+            part = out / part_name(shard.index)
+            if not part.exists() or sha256_of(part) != shard.sha256:
+                raise FarmError(f"{part}: missing or changed since the job wrote it")
+            for batch in pq.ParquetFile(part).iter_batches():
+                writer = writer or pq.ParquetWriter(staging, batch.schema)
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        if writer is not None:
+            writer.close()
+        copy_atomically(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    return rows
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassShare:
+    hardware: str
+    rows: int
+    shards: int
+    running: int
+    rows_per_s: float  # of the class as a whole, over the time the job has run
+
+
+@dataclass(frozen=True)
+class InferProgress:
+    total_rows: int
+    done_rows: int
+    rows_per_s: float
+    eta_s: float | None
+    counts: dict[str, int]  # shard state -> shards
+    classes: list[ClassShare]
+    errors: list[str]  # of failed shards, first ones
+
+    @property
+    def fraction(self) -> float:
+        return self.done_rows / self.total_rows if self.total_rows else 1.0
+
+
+def infer_progress(all_shards: list[Shard], now: datetime | None = None) -> InferProgress:
+    now = now or utcnow()
+    done = [s for s in all_shards if s.state == ShardState.DONE]
+    started = [s.started_at for s in all_shards if s.started_at]
+    finished = [s.finished_at for s in done if s.finished_at]
+    active = any(s.state in (ShardState.PENDING, ShardState.RUNNING) for s in all_shards)
+    end = now if active or not finished else max(finished)
+    elapsed = (end - min(started)).total_seconds() if started else 0.0
+    total = sum(s.stop - s.start for s in all_shards)
+    done_rows = sum(s.rows for s in done)
+    rate = done_rows / elapsed if elapsed > 0 else 0.0
+    eta = (total - done_rows) / rate if rate > 0 and active else None
+    counts: dict[str, int] = {}
+    for shard in all_shards:
+        counts[shard.state] = counts.get(shard.state, 0) + 1
+    classes = []
+    for hw in sorted({s.hardware for s in all_shards if s.hardware}):
+        mine = [s for s in done if s.hardware == hw]
+        rows = sum(s.rows for s in mine)
+        running = sum(1 for s in all_shards if s.hardware == hw and s.state == ShardState.RUNNING)
+        classes.append(ClassShare(hw, rows, len(mine), running, rows / elapsed if elapsed > 0 else 0.0))
+    errors = [f"shard {s.index}: {s.error}" for s in all_shards if s.state == ShardState.FAILED and s.error]
+    return InferProgress(total, done_rows, rate, eta, counts, classes, errors[:3])
+
+
+__all__ = ["MANIFEST", "InferRequest", "submit_infer"]

@@ -1,0 +1,178 @@
+"""Scoring one shard of a batch-inference job: read its rows from storage batch by batch, run the
+serving variant, and stream the scores into a part file under an attempt-unique temporary name.
+Publishing the part (rename to its final name) happens with the shard's done-transaction, in
+workers/tasks.py. Free of Celery and of the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from farm.artifacts import CHUNK
+from farm.dataset import Batch, Dataset, InputMapping, read_shard
+from farm.errors import FarmError
+from farm.jobspec import InferOptions
+from farm.output import MANIFEST, ROW_COLUMN
+from workers.backends import all_backends
+from workers.backends.base import BuiltVariant, Runner
+
+if TYPE_CHECKING:
+    from db.models import Variant
+
+ROW_GROUP_ROWS = 65_536  # rows buffered before a part's row group is written
+
+
+class Cancelled(FarmError):
+    """The job was cancelled while this shard was being scored."""
+
+
+@dataclass(frozen=True)
+class ScoredPart:
+    path: Path  # the temporary file, complete and synced
+    rows: int
+    sha256: str
+    seconds: float
+
+
+@lru_cache(maxsize=2)
+def serving_runner(
+    path: Path, backend: str, fmt: str, precision: str, runtime: str, outputs: tuple[str, ...]
+) -> Runner:
+    """A variant loaded once per worker process and kept for the job's next shards."""
+    return all_backends()[backend].load(BuiltVariant(path, fmt, precision, runtime), list(outputs))
+
+
+def runner_for(variant: Variant, path: Path, outputs: list[str]) -> Runner:
+    return serving_runner(path, variant.backend, variant.format, variant.precision, "", tuple(outputs))
+
+
+def score_shard(
+    options: InferOptions,
+    start: int,
+    stop: int,
+    target: Path,
+    runner: Runner,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> ScoredPart:
+    """Score rows [start, stop) into ``target``; removes it again if anything goes wrong."""
+    began = time.perf_counter()
+    dataset = Dataset.from_json(options.dataset)
+    inputs = [InputMapping(**item) for item in options.inputs]
+    writer: pq.ParquetWriter | None = None
+    pending: list[pa.Table] = []
+    rows = 0
+    try:
+        for batch in read_shard(dataset, start, stop, options.batch_size, inputs, options.keep):
+            if stop_requested():
+                raise Cancelled("cancelled")
+            table = output_table(batch, runner(batch.features), options.output_columns)
+            pending.append(table)
+            rows += table.num_rows
+            if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+                writer = _write(writer, target, pending)
+                pending = []
+        writer = _write(writer, target, pending)
+        writer.close()
+        _fsync(target)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        target.unlink(missing_ok=True)
+        raise
+    return ScoredPart(target, rows, sha256_file(target), time.perf_counter() - began)
+
+
+def _write(writer: pq.ParquetWriter | None, target: Path, tables: list[pa.Table]) -> pq.ParquetWriter:
+    if writer is None:
+        writer = pq.ParquetWriter(target, tables[0].schema)
+    if tables:
+        writer.write_table(pa.concat_tables(tables))
+    return writer
+
+
+def output_table(batch: Batch, outputs: list[np.ndarray], names: list[str]) -> pa.Table:
+    """Row index, kept columns, then one column per model output: a number per row, or a
+    fixed-size list of the row's values flattened."""
+    rows = len(next(iter(batch.features.values())))
+    columns: dict[str, pa.Array] = {ROW_COLUMN: pa.array(np.arange(batch.first_row, batch.first_row + rows))}
+    if batch.kept is not None:
+        columns.update({name: batch.kept.column(name).combine_chunks() for name in batch.kept.column_names})
+    for name, values in zip(names, outputs, strict=True):
+        flat = np.ascontiguousarray(values).reshape(rows, -1)
+        columns[name] = (
+            pa.array(flat[:, 0])
+            if flat.shape[1] == 1
+            else pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1])
+        )
+    return pa.table(columns)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def publish(part: ScoredPart, final: Path) -> None:
+    """Move a scored part to its final name: atomic, so a reader sees all of it or none."""
+    os.replace(part.path, final)
+
+
+def write_manifest(
+    out: Path, job_id: str, total_rows: int, parts: list[dict[str, Any]], columns: list[str]
+) -> None:
+    """The output's table of contents, written once every shard is done; also clears away the
+    temporary files of attempts that died."""
+    manifest = {"job": job_id, "rows": total_rows, "columns": columns, "parts": parts}
+    temporary = out / f".{MANIFEST}.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=1))
+    _fsync(temporary)
+    os.replace(temporary, out / MANIFEST)
+    for leftover in out.glob(".part-*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ClassRate:
+    lane_rate: float  # rows per second of one lane
+    busy_lanes: int
+
+
+def wait_for_faster(
+    rates: dict[str, ClassRate], hardware: str, pending_rows: int, shard_rows: int
+) -> float | None:
+    """Seconds this hardware class's lane should step back before claiming again, or None.
+
+    Near the end of a job a slow class taking one more shard would finish it after the faster
+    classes have cleared everything else; it lets them take the rest, and looks again after the
+    time it would have needed (in case they stall). Measured rates of this job decide.
+    """
+    mine = rates.get(hardware)
+    if mine is None or mine.lane_rate <= 0 or pending_rows <= 0:
+        return None
+    # Only classes at work now count: one that stopped (finished, or lost its workers) clears nothing.
+    others = sum(r.lane_rate * r.busy_lanes for hw, r in rates.items() if hw != hardware)
+    if others <= 0:
+        return None
+    my_seconds = min(shard_rows, pending_rows) / mine.lane_rate
+    their_seconds = pending_rows / others
+    return my_seconds if my_seconds > their_seconds else None

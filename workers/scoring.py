@@ -1,0 +1,162 @@
+"""The batch-scoring task. Each message is one *lane* of a job on one hardware class: it claims
+the next unscored shard, scores it, publishes the part, and sends itself again while shards are
+left. Every class pulls work as fast as it goes, so the faster class scores more, and no class
+sits idle while shards wait. The message's Celery id is the lease on its shard: a message
+redelivered after its worker died takes up the same shard again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from db import shards, store
+from db.engine import session_scope
+from db.models import Job, Shard, ShardState, Variant
+from farm.artifacts import ArtifactStore
+from farm.jobspec import InferOptions
+from farm.output import ROW_COLUMN, part_name, temporary_part
+from farm.settings import FarmSettings, get_settings
+from queues.app import app, send_lane
+from queues.names import INFER_TASK
+from workers.infer import (
+    Cancelled,
+    ClassRate,
+    publish,
+    runner_for,
+    score_shard,
+    wait_for_faster,
+    write_manifest,
+)
+from workers.taskrun import RETRY_INFRASTRUCTURE, guarded
+
+log = logging.getLogger(__name__)
+CANCEL_CHECK_S = 1.0  # how often a running shard asks whether its job was cancelled
+
+
+@app.task(name=INFER_TASK, bind=True, **RETRY_INFRASTRUCTURE)
+def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    lease = self.request.id
+    with session_scope(settings.database_url) as session:
+        job = store.get_job(session, job_id)
+        options = InferOptions.from_json(job.options)
+        pause = _step_back(session, job_id, hardware, options)
+        shard = (
+            None
+            if pause
+            else shards.claim_shard(
+                session, job_id, lease, hardware, self.request.hostname or "?", settings.max_attempts
+            )
+        )
+        variant = session.get(Variant, options.variants[hardware])
+    if pause:
+        send_lane(app, job_id, hardware, countdown=pause)
+        return f"stepped back {pause:.1f} s for a faster class"
+    if shard is None or variant is None:
+        return "nothing left to score"
+
+    def fail(error: str) -> str:
+        with session_scope(settings.database_url) as session:
+            shards.end_shard(session, shard.id or 0, lease, ShardState.FAILED, error)
+        return "failed"
+
+    outcome = guarded(
+        self,
+        lambda: _score(settings, job, options, shard, lease, variant),
+        fail,
+        f"shard {shard.index} of job {job_id}",
+    )
+    _next(settings, job, options, hardware)
+    return outcome
+
+
+def _score(
+    settings: FarmSettings, job: Job, options: InferOptions, shard: Shard, lease: str, variant: Variant
+) -> str:
+    out = Path(options.out)
+    _remove_dead_attempts(out, shard.index, lease)
+    target = temporary_part(out, shard.index, lease)
+    runner = runner_for(
+        variant, ArtifactStore(settings.artifact_root).path(variant.artifact_key), options.outputs
+    )
+    try:
+        part = score_shard(options, shard.start, shard.stop, target, runner, _cancel_watch(settings, job.id))
+    except Cancelled:
+        with session_scope(settings.database_url) as session:
+            shards.end_shard(session, shard.id or 0, lease, ShardState.CANCELLED)
+        return "cancelled"
+    with session_scope(settings.database_url) as session:
+        # Done and published together: the row turns done only if this lease still holds the
+        # shard, and the part takes its final name inside that same transaction.
+        if not shards.finish_shard(
+            session, shard.id or 0, lease, part.rows, part.sha256, part.seconds, variant.id or 0
+        ):
+            target.unlink(missing_ok=True)
+            return "superseded by a later attempt"
+        publish(part, out / part_name(shard.index))
+    return "done"
+
+
+def _remove_dead_attempts(out: Path, index: int, lease: str) -> None:
+    for leftover in out.glob(f".{part_name(index)}.*.tmp"):
+        if leftover != temporary_part(out, index, lease):
+            leftover.unlink(missing_ok=True)
+
+
+def _cancel_watch(settings: FarmSettings, job_id: str):  # type: ignore[no-untyped-def]
+    """A check, cheap enough to call every batch, of whether `farm cancel` stopped the job."""
+    last = [time.monotonic(), False]
+
+    def cancelled() -> bool:
+        if not last[1] and time.monotonic() - last[0] >= CANCEL_CHECK_S:
+            with session_scope(settings.database_url) as session:
+                job = session.get(Job, job_id)
+                last[:] = [time.monotonic(), job is None or job.cancelled_at is not None]
+        return bool(last[1])
+
+    return cancelled
+
+
+def _step_back(session, job_id: str, hardware: str, options: InferOptions) -> float | None:  # type: ignore[no-untyped-def]
+    progress = shards.class_progress(session, job_id)
+    rates = {hw: ClassRate(p.lane_rate, p.running) for hw, p in progress.items()}
+    _, pending_rows = shards.count_in_state(session, job_id, ShardState.PENDING)
+    return wait_for_faster(rates, hardware, pending_rows, options.shard_rows)
+
+
+def _next(settings: FarmSettings, job: Job, options: InferOptions, hardware: str) -> None:
+    """Send this lane again while shards wait; write the manifest once every shard is done."""
+    with session_scope(settings.database_url) as session:
+        pending, _ = shards.count_in_state(session, job.id, ShardState.PENDING)
+        unfinished, _ = shards.count_in_state(
+            session, job.id, ShardState.PENDING, ShardState.RUNNING, ShardState.FAILED, ShardState.CANCELLED
+        )
+        cancelled = session.get(Job, job.id).cancelled_at is not None  # type: ignore[union-attr]
+        done = [] if unfinished else shards.shards_of(session, job.id)
+        variants = {v.id: v for v in store.variants_of_ids(session, list(options.variants.values()))}
+    if pending and not cancelled:
+        send_lane(app, job.id, hardware)
+    if done and not unfinished:
+        parts = [_part_entry(shard, variants.get(shard.variant_id)) for shard in done]
+        columns = [ROW_COLUMN, *options.keep, *options.output_columns]
+        write_manifest(Path(options.out), job.id, sum(s.rows for s in done), parts, columns)
+
+
+def _part_entry(shard: Shard, variant: Variant | None) -> dict:
+    described = (
+        f"{variant.hardware} {variant.backend} {variant.format} {variant.precision}" if variant else "?"
+    )
+    return {
+        "name": part_name(shard.index),
+        "shard": shard.index,
+        "first_row": shard.start,
+        "rows": shard.rows,
+        "sha256": shard.sha256,
+        "hardware": shard.hardware,
+        "variant_id": shard.variant_id,
+        "variant": described,
+        "worker": shard.worker,
+        "seconds": round(shard.seconds, 3),
+    }
