@@ -277,9 +277,10 @@ def _mapping(dataset: Dataset, spec: dict[str, Any], columns: list[str]) -> Inpu
             )
     width = sum(dataset.widths[column] for column in columns)
     if width != wanted:
+        named = ", ".join(columns) if len(columns) <= 4 else f"{columns[0]} ... {columns[-1]}"
         raise DataError(
             f"input {name} takes {wanted} values per row (shape {spec['shape']}), but the "
-            f"{len(columns)} column(s) {', '.join(columns)} give {width}"
+            f"{len(columns)} columns ({named}) give {width}: pick them with --columns, or --keep the others"
         )
     return InputMapping(name, columns, [int(dim) for dim in row_shape], dtype.name)
 

@@ -79,6 +79,61 @@ def write_digits_classifier(folder: Path, epochs: int = 12) -> dict[str, Path]:
     return paths
 
 
+def write_mlp_onnx(
+    target: Path, features: int = 20, hidden: int = 64, classes: int = 10, seed: int = 3
+) -> Path:
+    """A tabular classifier as ONNX, built directly (no framework): dense, relu, dense, softmax,
+    fixed random weights. Input ``features`` (batch, features) float32; output ``probabilities``."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weights = {
+        "w1": rng.normal(0, 1 / np.sqrt(features), (features, hidden)).astype(np.float32),
+        "b1": rng.normal(0, 0.1, hidden).astype(np.float32),
+        "w2": rng.normal(0, 1 / np.sqrt(hidden), (hidden, classes)).astype(np.float32),
+        "b2": rng.normal(0, 0.1, classes).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Gemm", ["features", "w1", "b1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["a"]),
+        helper.make_node("Gemm", ["a", "w2", "b2"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", features])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", classes])],
+        [numpy_helper.from_array(array, name) for name, array in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(target))
+    return target
+
+
+def write_feature_table(
+    target: Path, rows: int, features: int = 20, seed: int = 5, row_group_rows: int = 65_536
+) -> Path:
+    """A Parquet table to score: float columns f0..f{features-1}, plus an ``id`` and a ``label``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    columns = {f"f{i}": rng.normal(0, 1, rows).astype(np.float32) for i in range(features)}
+    table = pa.table(
+        {"id": np.arange(rows, dtype=np.int64) + 1_000_000, **columns, "label": rng.integers(0, 10, rows)}
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, target, row_group_size=row_group_rows)
+    return target
+
+
 def write_all_formats(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     model = build_classifier()

@@ -1,0 +1,223 @@
+"""Batch scoring end to end: real Redis, real worker processes, SQLite and PostgreSQL; every row
+scored exactly once, through worker deaths, cancel and retry, across two hardware classes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+import pyarrow.parquet as pq
+import pytest
+
+from db import shards
+from db.engine import session_scope
+from db.models import Job, Shard, ShardState, TaskState, Variant
+from farm.artifacts import sha256_of
+from farm.jobspec import InferOptions
+from farm.output import MANIFEST
+from tests.conftest import Farm
+from tests.integration.test_convert import submit, wait_for_tasks
+from workers.samples import write_feature_table, write_mlp_onnx
+
+pytestmark = pytest.mark.integration
+FEATURES = [f"f{i}" for i in range(20)]
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_mlp_onnx(tmp_path_factory.mktemp("mlp") / "mlp.onnx")
+
+
+def convert(farm: Farm, model: Path, hw: str = "cpu", precision: str = "fp32") -> str:
+    job_id = submit(farm, model, "--precision", precision, hw=hw)
+    tasks = wait_for_tasks(farm, [job_id])
+    assert [t.state for t in tasks] == ["succeeded"] * len(tasks), [t.error for t in tasks]
+    return job_id
+
+
+def score(farm: Farm, source: str, data: Path, out: Path, *extra: str, hw: str = "cpu") -> str:
+    result = farm.cli("submit", "infer", source, "--data", str(data), "--out", str(out), "--hw", hw, *extra)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[0]
+
+
+def shards_of(farm: Farm, job_id: str) -> list[Shard]:
+    with session_scope(farm.settings.database_url) as session:
+        return shards.shards_of(session, job_id)
+
+
+def wait_for_job(farm: Farm, job_id: str, timeout: float = 180) -> list[Shard]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope(farm.settings.database_url) as session:
+            found = shards.shards_of(session, job_id)
+            state = shards.infer_job_state(session.get_one(Job, job_id), found)
+        if state.finished:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"job {job_id} not finished in {timeout} s: {[s.state for s in found]}")
+        time.sleep(0.3)
+
+
+def merged(farm: Farm, job_id: str, target: Path) -> dict[str, np.ndarray]:
+    result = farm.cli("result", job_id, "--to", str(target))
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(target)
+    return {name: np.asarray(table.column(name).to_pylist()) for name in table.column_names}
+
+
+def direct_scores(farm: Farm, job_id: str, hardware: str, data: Path) -> np.ndarray:
+    """The serving variant run directly by ONNX Runtime on every row, in one go."""
+    with session_scope(farm.settings.database_url) as session:
+        options = InferOptions.from_json(session.get_one(Job, job_id).options)
+        variant = session.get_one(Variant, options.variants[hardware])
+    session_ = ort.InferenceSession(str(farm.settings.artifact_root / variant.artifact_key))
+    features = np.stack([pq.read_table(data).column(c).to_numpy() for c in FEATURES], axis=1)
+    return session_.run(["probabilities"], {"features": features})[0]
+
+
+def assert_every_row_once(farm: Farm, job_id: str, data: Path, out: Path, tmp_path: Path) -> dict:
+    rows = pq.read_metadata(data).num_rows
+    result = merged(farm, job_id, tmp_path / "scores.parquet")
+    assert result["row"].tolist() == list(range(rows))  # each once, in input order
+    assert result["id"].tolist() == pq.read_table(data).column("id").to_pylist()
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["rows"] == rows and manifest["job"] == job_id
+    for part in manifest["parts"]:
+        assert sha256_of(out / part["name"]) == part["sha256"]
+    assert not list(out.glob(".*.tmp"))  # no attempt's temporary part left behind
+    return result
+
+
+def test_every_row_is_scored_once_as_onnxruntime_scores_it(farm: Farm, mlp: Path, tmp_path: Path) -> None:
+    data = write_feature_table(tmp_path / "data.parquet", 20_000, row_group_rows=2_000)
+    farm.start_worker("cpu")
+    job_id = score(
+        farm, convert(farm, mlp), data, tmp_path / "out", "--keep", "id,label", "--shard-rows", "3000", "--wait"
+    )
+
+    done = shards_of(farm, job_id)
+    assert [s.state for s in done] == ["done"] * 7 and [s.attempts for s in done] == [1] * 7
+    result = assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+    np.testing.assert_allclose(
+        np.stack(result["probabilities"]), direct_scores(farm, job_id, "cpu", data), rtol=1e-5, atol=1e-6
+    )
+    status = farm.cli("status", job_id)
+    assert "20,000/20,000 rows (100%)" in status.stdout and "7 done" in status.stdout
+
+
+def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
+    farm: Farm, mlp: Path, tmp_path: Path
+) -> None:
+    data = write_feature_table(tmp_path / "data.parquet", 120_000, row_group_rows=4_000)
+    worker = farm.start_worker("cpu")
+    job_id = score(
+        farm,
+        convert(farm, mlp),
+        data,
+        tmp_path / "out",
+        "--keep",
+        "id,label",
+        "--batch-size",
+        "16",
+        "--shard-rows",
+        "20000",
+    )
+
+    deadline = time.monotonic() + 60
+    while not any(s.state == ShardState.RUNNING for s in shards_of(farm, job_id)):
+        assert time.monotonic() < deadline, "no shard started"
+        time.sleep(0.05)
+    time.sleep(0.3)  # well inside the shard: it takes seconds at batch 16
+    children = psutil.Process(worker.pid).children(recursive=True)
+    assert children, "the worker has no pool process to kill"
+    for child in children:
+        os.kill(child.pid, signal.SIGKILL)
+
+    done = wait_for_job(farm, job_id)
+    assert {s.state for s in done} == {"done"}
+    assert max(s.attempts for s in done) == 2  # the killed shard ran again, once
+    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+
+
+def test_two_classes_share_by_speed_and_finish_together(farm: Farm, mlp: Path, tmp_path: Path) -> None:
+    data = write_feature_table(tmp_path / "data.parquet", 160_000, row_group_rows=4_000)
+    farm.start_worker("cpu")
+    farm.start_worker("fpga")
+    both = convert(farm, mlp, hw="cpu,fpga", precision="fp32,int8")
+    job_id = score(
+        farm,
+        both,
+        data,
+        tmp_path / "out",
+        "--keep",
+        "id,label",
+        "--batch-size",
+        "64",
+        "--shard-rows",
+        "8000",
+        "--wait",
+        hw="cpu,fpga",
+    )
+
+    done = shards_of(farm, job_id)
+    rows = {hw: sum(s.rows for s in done if s.hardware == hw) for hw in ("cpu", "fpga")}
+    lane_rate = {hw: rows[hw] / sum(s.seconds for s in done if s.hardware == hw) for hw in rows}
+    assert rows["cpu"] > 0 and rows["fpga"] > 0, rows
+    faster, slower = sorted(rows, key=lambda hw: -lane_rate[hw])
+    assert rows[faster] > rows[slower], (rows, lane_rate)
+    # Pull: neither class holds more than the shard it is on, so the two finish at most one of
+    # the slower class's shards apart (plus a second for polling and process scheduling).
+    last = {hw: max(s.finished_at for s in done if s.hardware == hw) for hw in rows}
+    slowest_shard = max(s.seconds for s in done if s.hardware == slower)
+    assert abs((last["cpu"] - last["fpga"]).total_seconds()) <= slowest_shard + 1.0, (last, slowest_shard)
+    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+
+
+def test_cancel_then_retry_runs_only_the_unfinished_shards(farm: Farm, mlp: Path, tmp_path: Path) -> None:
+    data = write_feature_table(tmp_path / "data.parquet", 120_000, row_group_rows=4_000)
+    farm.start_worker("cpu")
+    job_id = score(
+        farm,
+        convert(farm, mlp),
+        data,
+        tmp_path / "out",
+        "--keep",
+        "id,label",
+        "--batch-size",
+        "16",
+        "--shard-rows",
+        "12000",
+    )
+
+    deadline = time.monotonic() + 60
+    while not any(s.state == ShardState.DONE for s in shards_of(farm, job_id)):
+        assert time.monotonic() < deadline, "no shard finished"
+        time.sleep(0.05)
+    cancelled = farm.cli("cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    before = {s.index: s for s in wait_for_job(farm, job_id) if s.state == ShardState.DONE}
+    with session_scope(farm.settings.database_url) as session:
+        state = shards.infer_job_state(session.get_one(Job, job_id), shards.shards_of(session, job_id))
+    assert state is TaskState.CANCELLED
+    assert 0 < len(before) < 10
+    assert farm.cli("result", job_id, "--to", str(tmp_path / "early.parquet")).returncode != 0
+
+    retried = farm.cli("retry", job_id)
+    assert retried.returncode == 0, retried.stderr
+    done = wait_for_job(farm, job_id)
+    assert {s.state for s in done} == {"done"}
+    for shard in done:
+        if shard.index in before:  # done before the cancel: not run again
+            assert (shard.attempts, shard.sha256, shard.finished_at) == (
+                1,
+                before[shard.index].sha256,
+                before[shard.index].finished_at,
+            )
+    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
