@@ -13,7 +13,7 @@ TORCH_CPU := torch==2.13.0
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--index-url https://download.pytorch.org/whl/cpu)
 EXTRAS := tf,arm,fpga,report,samples
 
-.PHONY: demo test lint down clean
+.PHONY: demo test lint down clean bench-scoring
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ demo: $(VENV)/.installed-demo
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# The batch-scoring benchmark of the README (installs skl2onnx and Ray Data, the peer it is measured against).
+bench-scoring: $(VENV)/.installed-test
+	$(UV_INSTALL) -e '.[$(EXTRAS),bench,dev,peers]'
+	$(BIN)/python benchmarks/batch_scoring.py
 
 down:
 	$(BIN)/farm down

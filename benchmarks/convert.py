@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from privatefarm import PrivateFarm  # noqa: E402
 
 from farm.report import build_report  # noqa: E402
 
@@ -47,7 +47,9 @@ def main() -> None:
     results: dict[str, Any] = {"machine": _machine()}
     with (
         tempfile.TemporaryDirectory(prefix="farm-bench-") as scratch,
-        PrivateFarm(Path(scratch) / "home", args.cpu_int8) as farm,
+        PrivateFarm(
+            Path(scratch) / "home", "cpu,arm,fpga", {**BENCH_ENV, "FARM_CPU_INT8_ACTIVATIONS": args.cpu_int8}
+        ) as farm,
     ):
         for name in filter(None, args.models.split(",")):  # --models "": the accuracy part only
             model = build_application(name, Path(scratch))
@@ -56,53 +58,6 @@ def main() -> None:
             results["digits"] = digits_accuracy(farm, Path(scratch), args.hw)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
-
-
-class PrivateFarm:
-    """Redis on a free port, SQLite and artifacts in a temporary home, one worker for all classes."""
-
-    def __init__(self, home: Path, cpu_int8_activations: str) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
-        self.env.update(
-            FARM_HOME=str(home),
-            FARM_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0",
-            FARM_CONFIG=str(home / "absent.toml"),
-            TF_CPP_MIN_LOG_LEVEL="2",
-            FARM_CPU_INT8_ACTIVATIONS=cpu_int8_activations,
-            **BENCH_ENV,
-        )
-        self.worker: subprocess.Popen | None = None
-
-    def __enter__(self) -> PrivateFarm:
-        self.cli("up", "--no-workers")
-        log = (Path(self.env["FARM_HOME"]) / "bench-worker.log").open("wb")
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "farm", "worker", "--hw", "cpu,arm,fpga", "--name", "bench@%h"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.worker is not None:
-            self.worker.terminate()
-            self.worker.wait(60)
-        self.cli("down", check=False)
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "farm", *args], env=self.env, capture_output=True, text=True, timeout=3600
-        )
-        if check and result.returncode != 0:
-            raise SystemExit(f"farm {' '.join(args)} failed: {result.stderr.strip()}")
-        return result
-
-    def view(self, job_id: str) -> Any:
-        from farm.client import load_job
-        from farm.settings import FarmSettings
-
-        return load_job(FarmSettings(home=Path(self.env["FARM_HOME"])), job_id)
 
 
 def build_application(name: str, folder: Path) -> Path:
@@ -188,12 +143,6 @@ def _machine() -> str:
     from workers.hardware import describe_cpu
 
     return describe_cpu()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _ms(value: float | None) -> str:

@@ -200,8 +200,8 @@ def default_shard_rows(dataset: Dataset) -> int:
     so no two shards decode the same row group."""
     rows = min(MAX_SHARD_ROWS, max(MIN_SHARD_ROWS, math.ceil(dataset.rows / SHARDS_PER_JOB)))
     group = dataset.row_group_rows
-    if group and group <= rows:
-        rows = (rows // group) * group
+    if group and group <= MAX_SHARD_ROWS:
+        rows = max(group, (rows // group) * group)  # a smaller shard would still decode a whole group
     return rows
 
 

@@ -29,7 +29,7 @@ from farm.jobspec import InferOptions
 from farm.settings import get_settings
 from queues.app import app as celery_app
 
-POLL_S = 0.5
+POLL_S = 0.2
 
 
 def infer(

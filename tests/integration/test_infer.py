@@ -14,6 +14,7 @@ import onnxruntime as ort
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from sqlmodel import select
 
 from db import shards
 from db.engine import session_scope
@@ -99,7 +100,15 @@ def test_every_row_is_scored_once_as_onnxruntime_scores_it(farm: Farm, mlp: Path
     data = write_feature_table(tmp_path / "data.parquet", 20_000, row_group_rows=2_000)
     farm.start_worker("cpu")
     job_id = score(
-        farm, convert(farm, mlp), data, tmp_path / "out", "--keep", "id,label", "--shard-rows", "3000", "--wait"
+        farm,
+        convert(farm, mlp),
+        data,
+        tmp_path / "out",
+        "--keep",
+        "id,label",
+        "--shard-rows",
+        "3000",
+        "--wait",
     )
 
     done = shards_of(farm, job_id)
@@ -221,3 +230,51 @@ def test_cancel_then_retry_runs_only_the_unfinished_shards(farm: Farm, mlp: Path
                 before[shard.index].finished_at,
             )
     assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+
+
+def test_bad_scoring_input_is_one_line_and_queues_nothing(
+    sqlite_farm: Farm, mlp: Path, tmp_path: Path
+) -> None:
+    farm = sqlite_farm
+    farm.start_worker("cpu")
+    job_id = convert(farm, mlp)
+    data = write_feature_table(tmp_path / "data.parquet", 1_000)
+    pq.write_table(pq.read_table(data).slice(0, 0), tmp_path / "empty.parquet")
+    (tmp_path / "notes.txt").write_text("not data\n")
+    strings = pq.read_table(data).drop_columns(["f0"]).append_column("f0", [["x"] * 1_000])
+    pq.write_table(strings, tmp_path / "strings.parquet")
+    (tmp_path / "a_file").write_text("")
+    taken = tmp_path / "taken"
+    score(farm, job_id, data, taken, "--keep", "id,label", "--wait")
+    keep = ("--keep", "id,label")
+    cases = [
+        ((job_id, tmp_path / "missing.parquet", *keep), 8, "no such file or folder"),
+        ((job_id, tmp_path / "notes.txt"), 8, "not a Parquet, CSV or NPY file"),
+        ((job_id, tmp_path / "empty.parquet", *keep), 8, "the dataset is empty"),
+        ((job_id, data, "--columns", "f0,nope"), 8, "no column 'nope'"),
+        ((job_id, data, "--columns", "f0,f1"), 8, "takes 20 values per row"),
+        ((job_id, tmp_path / "strings.parquet", *keep), 8, "column 'f0' is string, not numbers"),
+        ((job_id, data, *keep, "--out", str(tmp_path / "a_file")), 2, "exists and is not a folder"),
+        ((job_id, data, *keep, "--out", str(taken)), 2, "holds the output of job"),
+        (("0123456789ab", data, *keep), 6, "neither a model file nor a job id"),
+        ((job_id, data, *keep, "--hw", "arm"), 2, "has no verified arm variant"),
+        ((job_id, data, *keep, "--precision", "int8"), 2, "has no verified int8 cpu variant"),
+        ((job_id, data, *keep, "--hw", "tpu"), 2, "unknown hardware class 'tpu'"),
+    ]
+    with session_scope(farm.settings.database_url) as session:
+        jobs_before = len(session.exec(select(Job)).all())
+    for (source, path, *extra), code, fragment in cases:
+        out = [] if "--out" in extra else ["--out", str(tmp_path / "out")]
+        hw = [] if "--hw" in extra else ["--hw", "cpu"]
+        result = farm.cli("submit", "infer", str(source), "--data", str(path), *out, *hw, *extra)
+        lines = result.stderr.strip().splitlines()
+        assert (result.returncode, len(lines)) == (code, 1), (fragment, result.returncode, result.stderr)
+        assert lines[0].startswith("error: ") and fragment in lines[0], (fragment, lines)
+        assert "Traceback" not in result.stderr + result.stdout
+    with session_scope(farm.settings.database_url) as session:
+        assert len(session.exec(select(Job)).all()) == jobs_before  # nothing recorded
+    assert not (tmp_path / "out").exists()  # nothing written
+    assert (
+        farm.cli("result", job_id, "--to", str(tmp_path / "x.parquet")).returncode == 2
+    )  # not a scoring job
+    assert farm.cli("cancel", "0123456789ab").returncode == 6
