@@ -1,22 +1,27 @@
 """Batch-scoring benchmark: the farm against the raw limit and Ray Data, same data, same cores, one run.
 
-    .venv/bin/pip install -e '.[peers]'     # skl2onnx and Ray Data (make bench-scoring does both)
-    .venv/bin/python benchmarks/batch_scoring.py [--rows 2000000] [--skip-ray] [--out results.json]
+    make bench-scoring     # installs skl2onnx and Ray Data (the peers extra), then runs this
+    .venv/bin/python benchmarks/batch_scoring.py [--workloads tabular,images] [--skip-ray] [--out F]
 
-Data: ROWS rows of 20 float features in Parquet (row groups of 65,536), scored by a scikit-learn
-MLP (two hidden layers of 1,024) exported with skl2onnx. Every contender reads the Parquet, runs the
-same ONNX file with ONNX Runtime's CPU provider in batches of BATCH rows, and writes the row
-index, the id and both model outputs to Parquet:
+Workloads:
+- tabular: 2,000,000 rows of 20 float features in Parquet (row groups of 65,536), scored by a
+  scikit-learn MLP (two hidden layers of 1,024) exported with skl2onnx; batches of 1,024 rows.
+- images: 20,000 images of 96x96x3 (uint8, one fixed-size-list column; row groups of 1,024)
+  scored by Keras MobileNetV2 (``weights=None``, that input size); batches of 64 images.
 
+The farm converts the model first (not timed); every contender then runs the farm's cpu fp32
+ONNX variant, the same file, with ONNX Runtime's CPU provider, reads the Parquet and writes the
+id and every model output to Parquet:
 - raw: one process, a plain loop; the limit anything built on ONNX Runtime can reach here.
-- farm: a private `farm up` farm with one cpu worker process; the model is converted first (not
-  timed), then `farm submit infer --wait` is timed from submit to done.
+- farm: a private `farm up` farm with one cpu worker process; `farm submit infer --wait` timed
+  from submit to done (the CLI's own start included).
 - Ray Data: read_parquet -> map_batches with a pool of one actor -> write_parquet. The actor asks
   for 0.5 CPU: an actor holding every CPU starves Ray's read tasks on a 2-core machine (ray issue
   44687); ONNX Runtime inside it still uses every core, as in the other two.
 
-It prints rows/s of each, the farm's efficiency (farm / raw) and farm / Ray, and the peak RSS of
-the farm's worker process scoring ROWS/10 and ROWS rows (each in a fresh worker).
+Printed per workload: rows/s of each, the farm's efficiency (farm / raw), farm / Ray Data, and
+the peak RSS of the farm's worker process scoring a tenth of the rows and all of them (each in a
+fresh worker).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,44 +43,67 @@ sys.path.insert(0, str(ROOT))
 
 from privatefarm import PrivateFarm  # noqa: E402
 
-BATCH = 1024
 FEATURES = 20
-ROW_GROUP = 65_536
+IMAGE_SHAPE = (96, 96, 3)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    rows: int
+    batch: int
+    columns: str  # the feature columns, as `farm submit infer --columns` takes them
+    write_model: Callable[[Path], Path]
+    write_data: Callable[[Path, int], Path]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--workloads", default="tabular,images")
+    parser.add_argument("--scale", type=float, default=1.0, help="Multiply every workload's rows.")
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON.")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="farm-scoring-") as scratch:
-        folder = Path(scratch)
-        model = export_mlp(folder / "mlp.onnx")
-        data = write_data(folder / "data.parquet", args.rows)
-        small = write_data(folder / "small.parquet", args.rows // 10)
-        results: dict[str, Any] = {"rows": args.rows, "batch": BATCH, "cores": os.cpu_count()}
-        results["raw_s"] = raw_loop(model, data, folder / "raw.parquet")
-        print(f"raw loop      {args.rows / results['raw_s']:>12,.0f} rows/s  ({results['raw_s']:.1f} s)")
-        results["farm_s"], results["rss_10x_mib"] = farm_run(model, data, folder / "farm-10x")
-        print(f"farm          {args.rows / results['farm_s']:>12,.0f} rows/s  ({results['farm_s']:.1f} s)")
-        if not args.skip_ray:
-            results["ray_s"] = ray_run(model, data, folder / "ray-out")
-            print(f"Ray Data      {args.rows / results['ray_s']:>12,.0f} rows/s  ({results['ray_s']:.1f} s)")
-        _, results["rss_1x_mib"] = farm_run(model, small, folder / "farm-1x")
-    print(f"farm efficiency (farm / raw): {results['raw_s'] / results['farm_s']:.3f}")
-    if "ray_s" in results:
-        print(f"farm / Ray Data: {results['ray_s'] / results['farm_s']:.2f}x")
-    print(
-        f"worker peak RSS: {results['rss_1x_mib']:.0f} MiB at {args.rows // 10:,} rows, "
-        f"{results['rss_10x_mib']:.0f} MiB at {args.rows:,} rows "
-        f"({results['rss_10x_mib'] / results['rss_1x_mib'] - 1:+.1%})"
-    )
+    results = {}
+    for name in args.workloads.split(","):
+        workload = WORKLOADS[name]
+        workload = Workload(**{**workload.__dict__, "rows": int(workload.rows * args.scale)})
+        with tempfile.TemporaryDirectory(prefix=f"farm-scoring-{name}-") as scratch:
+            results[name] = run_workload(workload, Path(scratch), args.skip_ray)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 
 
-def export_mlp(target: Path) -> Path:
+def run_workload(workload: Workload, folder: Path, skip_ray: bool) -> dict[str, Any]:
+    print(f"== {workload.name}: {workload.rows:,} rows, batches of {workload.batch}, {os.cpu_count()} cores")
+    model = workload.write_model(folder)
+    data = workload.write_data(folder / "data.parquet", workload.rows)
+    small = workload.write_data(folder / "small.parquet", workload.rows // 10)
+    result: dict[str, Any] = {"rows": workload.rows, "batch": workload.batch, "cores": os.cpu_count()}
+    result["farm_s"], result["rss_10x_mib"], variant = farm_run(workload, model, data, folder / "farm-10x")
+    result["raw_s"] = raw_loop(variant, data, folder / "raw.parquet", workload)
+    if not skip_ray:
+        result["ray_s"] = ray_run(variant, data, folder / "ray-out", workload)
+    _, result["rss_1x_mib"], _ = farm_run(workload, model, small, folder / "farm-1x")
+    for contender in ("raw", "farm", "ray"):
+        if f"{contender}_s" in result:
+            seconds = result[f"{contender}_s"]
+            print(f"{contender:8} {workload.rows / seconds:>12,.0f} rows/s  ({seconds:.1f} s)")
+    print(f"farm efficiency (farm / raw): {result['raw_s'] / result['farm_s']:.3f}")
+    if "ray_s" in result:
+        print(f"farm / Ray Data: {result['ray_s'] / result['farm_s']:.2f}x")
+    growth = result["rss_10x_mib"] / result["rss_1x_mib"] - 1
+    print(
+        f"worker peak RSS: {result['rss_1x_mib']:.0f} MiB at {workload.rows // 10:,} rows, "
+        f"{result['rss_10x_mib']:.0f} MiB at {workload.rows:,} rows ({growth:+.1%})"
+    )
+    return result
+
+
+# --- the workloads ---------------------------------------------------------------------------------
+
+
+def export_mlp(folder: Path) -> Path:
     import numpy as np
     from skl2onnx import to_onnx
     from sklearn.neural_network import MLPClassifier
@@ -81,84 +111,118 @@ def export_mlp(target: Path) -> Path:
     rng = np.random.default_rng(0)
     features = rng.normal(size=(4_000, FEATURES)).astype(np.float32)
     labels = (features[:, :3].sum(axis=1) > 0).astype(int) + (features[:, 3] > 1).astype(int)
-    classifier = MLPClassifier(hidden_layer_sizes=(1024, 1024), max_iter=20, random_state=0).fit(
-        features, labels
-    )
+    classifier = MLPClassifier(hidden_layer_sizes=(1024, 1024), max_iter=20, random_state=0)
+    classifier.fit(features, labels)
     onnx_model = to_onnx(classifier, features[:1], options={id(classifier): {"zipmap": False}})
+    target = folder / "mlp.onnx"
     target.write_bytes(onnx_model.SerializeToString())
     return target
 
 
-def write_data(target: Path, rows: int) -> Path:
+def write_tabular(target: Path, rows: int) -> Path:
     import numpy as np
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     rng = np.random.default_rng(1)
-    writer = None
-    for start in range(0, rows, 262_144):
-        count = min(262_144, rows - start)
+
+    def chunk(start: int, count: int) -> pa.Table:
         columns = {f"f{i}": rng.normal(size=count).astype(np.float32) for i in range(FEATURES)}
-        table = pa.table({"id": np.arange(start, start + count), **columns})
+        return pa.table({"id": np.arange(start, start + count), **columns})
+
+    return _write_parquet(target, rows, 262_144, 65_536, chunk)
+
+
+def build_mobilenet(folder: Path) -> Path:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    target = folder / "mobilenetv2.keras"
+    keras.applications.MobileNetV2(weights=None, input_shape=IMAGE_SHAPE).save(target)
+    return target
+
+
+def write_images(target: Path, rows: int) -> Path:
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(2)
+    width = int(np.prod(IMAGE_SHAPE))
+
+    def chunk(start: int, count: int) -> pa.Table:
+        pixels = rng.integers(0, 256, size=count * width, dtype=np.uint8)
+        images = pa.FixedSizeListArray.from_arrays(pa.array(pixels), width)
+        return pa.table({"id": np.arange(start, start + count), "image": images})
+
+    return _write_parquet(target, rows, 2_048, 1_024, chunk)
+
+
+def _write_parquet(
+    target: Path, rows: int, step: int, row_group: int, chunk: Callable[[int, int], Any]
+) -> Path:
+    import pyarrow.parquet as pq
+
+    writer = None
+    for start in range(0, rows, step):
+        table = chunk(start, min(step, rows - start))
         writer = writer or pq.ParquetWriter(target, table.schema)
-        writer.write_table(table, row_group_size=ROW_GROUP)
+        writer.write_table(table, row_group_size=row_group)
     assert writer is not None
     writer.close()
     return target
 
 
-def _score_table(session: Any, table: Any) -> Any:
-    """The output every contender writes: row index, id, label and probabilities."""
+WORKLOADS = {
+    "tabular": Workload(
+        "tabular", 2_000_000, 1_024, ",".join(f"f{i}" for i in range(FEATURES)), export_mlp, write_tabular
+    ),
+    "images": Workload("images", 20_000, 64, "image", build_mobilenet, write_images),
+}
+
+
+def features_of(table: Any, columns: str) -> Any:
+    """The model input, as the farm stacks it: columns side by side, reshaped, as float32."""
     import numpy as np
+
+    names = columns.split(",")
+    if names == ["image"]:
+        flat = table.column("image").combine_chunks().flatten().to_numpy()
+        return flat.reshape((table.num_rows, *IMAGE_SHAPE)).astype(np.float32)
+    return np.stack([table.column(name).to_numpy() for name in names], axis=1).astype(np.float32)
+
+
+def score_table(session: Any, table: Any, columns: str) -> Any:
+    """The output every contender writes: the id and each model output."""
     import pyarrow as pa
 
-    features = np.stack([table.column(f"f{i}").to_numpy() for i in range(FEATURES)], axis=1)
-    label, probabilities = session.run(None, {"X": features})
-    return pa.table(
-        {
-            "id": table.column("id"),
-            "label": label,
-            "probabilities": pa.FixedSizeListArray.from_arrays(
-                pa.array(probabilities.ravel()), probabilities.shape[1]
-            ),
-        }
-    )
+    outputs = session.run(None, {session.get_inputs()[0].name: features_of(table, columns)})
+    scored = {"id": table.column("id")}
+    for meta, values in zip(session.get_outputs(), outputs, strict=True):
+        flat = values.reshape(len(values), -1)
+        scored[meta.name] = (
+            pa.array(flat[:, 0])
+            if flat.shape[1] == 1
+            else pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1])
+        )
+    return pa.table(scored)
 
 
-def raw_loop(model: Path, data: Path, target: Path) -> float:
-    import onnxruntime as ort
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    started = time.perf_counter()
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    writer, row = None, 0
-    for batch in pq.ParquetFile(data).iter_batches(
-        batch_size=BATCH, columns=["id", *[f"f{i}" for i in range(FEATURES)]]
-    ):
-        scored = _score_table(session, pa.Table.from_batches([batch]))
-        scored = scored.add_column(0, "row", pa.array(range(row, row + batch.num_rows)))
-        row += batch.num_rows
-        writer = writer or pq.ParquetWriter(target, scored.schema)
-        writer.write_table(scored)
-    assert writer is not None
-    writer.close()
-    return time.perf_counter() - started
+# --- the contenders --------------------------------------------------------------------------------
 
 
-def farm_run(model: Path, data: Path, home: Path) -> tuple[float, float]:
-    """Seconds from submit to done, and the worker's peak RSS in MiB."""
+def farm_run(workload: Workload, model: Path, data: Path, home: Path) -> tuple[float, float, Path]:
+    """Seconds from submit to done, the worker's peak RSS in MiB, and the serving ONNX variant."""
     with PrivateFarm(home, "cpu", {"FARM_BENCH_MAX_BATCH": "8"}) as farm:
         converted = farm.cli("submit", "convert", str(model), "--hw", "cpu", "--precision", "fp32", "--wait")
         job_id = converted.stdout.split()[0]
+        variant = next(v for v in farm.view(job_id).variants if v.backend == "cpu")
         started = time.perf_counter()
         farm.cli(
             "submit", "infer", job_id, "--data", str(data), "--out", str(home / "out"), "--hw", "cpu",
-            "--keep", "id", "--batch-size", str(BATCH), "--wait",
+            "--columns", workload.columns, "--keep", "id", "--batch-size", str(workload.batch), "--wait",
         )  # fmt: skip
         seconds = time.perf_counter() - started
         assert farm.worker is not None
-        return seconds, _peak_rss_mib(farm.worker.pid)
+        return seconds, _peak_rss_mib(farm.worker.pid), home / "artifacts" / variant.artifact_key
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -172,11 +236,29 @@ def _peak_rss_mib(pid: int) -> float:
     return max(peaks)
 
 
+def raw_loop(model: Path, data: Path, target: Path, workload: Workload) -> float:
+    import onnxruntime as ort
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    writer, row = None, 0
+    for batch in pq.ParquetFile(data).iter_batches(batch_size=workload.batch):
+        scored = score_table(session, pa.Table.from_batches([batch]), workload.columns)
+        scored = scored.add_column(0, "row", pa.array(range(row, row + batch.num_rows)))
+        row += batch.num_rows
+        writer = writer or pq.ParquetWriter(target, scored.schema)
+        writer.write_table(scored)
+    assert writer is not None
+    writer.close()
+    return time.perf_counter() - started
+
+
 RAY_SCRIPT = """
 import sys, time
-sys.path.insert(0, {benchmarks!r})
 import ray
-from batch_scoring import _score_table, BATCH
+from batch_scoring import score_table
 
 class Scorer:
     def __init__(self):
@@ -184,29 +266,35 @@ class Scorer:
         self.session = ort.InferenceSession({model!r}, providers=["CPUExecutionProvider"])
 
     def __call__(self, table):
-        return _score_table(self.session, table)
+        return score_table(self.session, table, {columns!r})
 
 environment = {{"env_vars": {{"PYTHONPATH": {benchmarks!r}}}}}
 ray.init(num_cpus={cores}, include_dashboard=False, log_to_driver=False, runtime_env=environment)
 started = time.perf_counter()
 scored = ray.data.read_parquet({data!r}).map_batches(
-    Scorer, batch_size=BATCH, batch_format="pyarrow", concurrency=1, num_cpus=0.5
+    Scorer, batch_size={batch}, batch_format="pyarrow", concurrency=1, num_cpus=0.5
 )
 scored.write_parquet({out!r})
 print(time.perf_counter() - started)
 """
 
 
-def ray_run(model: Path, data: Path, out: Path) -> float:
+def ray_run(model: Path, data: Path, out: Path, workload: Workload) -> float:
     """Ray Data in a process of its own (its workers and object store go when it ends)."""
+    benchmarks = str(Path(__file__).parent)
     script = RAY_SCRIPT.format(
-        benchmarks=str(Path(__file__).parent),
+        benchmarks=benchmarks,
         model=str(model),
         data=str(data),
         out=str(out),
         cores=os.cpu_count(),
+        batch=workload.batch,
+        columns=workload.columns,
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=3600)
+    environment = {**os.environ, "PYTHONPATH": benchmarks}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=3600, env=environment
+    )
     if result.returncode != 0:
         raise SystemExit(f"Ray Data failed: {result.stderr.strip()[-2000:]}")
     return float(result.stdout.strip().splitlines()[-1])

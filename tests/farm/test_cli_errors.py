@@ -60,8 +60,11 @@ def test_unknown_hardware_is_refused_before_anything_is_queued(
     _assert_nothing_written(sqlite_farm)
 
 
-def test_arm_refuses_an_onnx_model_on_the_client(sqlite_farm: Farm, sample_models: dict[str, Path]) -> None:
-    result = sqlite_farm.cli("submit", "convert", str(sample_models["onnx"]), "--hw", "cpu,arm")
+def test_arm_refuses_an_onnx_model_on_the_client(sqlite_farm: Farm, tmp_path: Path) -> None:
+    from workers.samples import write_mlp_onnx
+
+    model = write_mlp_onnx(tmp_path / "mlp.onnx")
+    result = sqlite_farm.cli("submit", "convert", str(model), "--hw", "cpu,arm")
     _assert_one_line_error(result, 3, "arm converts from frozen graph, saved model, keras, not onnx")
     _assert_nothing_written(sqlite_farm)
 
