@@ -132,7 +132,7 @@ def _parquet(fs: Any, uri: str, paths: list[str]) -> Dataset:
         files.append(DataFile(path, metadata.num_rows))
         group_sizes |= {metadata.row_group(i).num_rows for i in range(metadata.num_row_groups - 1)}
     assert schema is not None
-    widths = _widths(schema, lambda: _first_rows(fs, "parquet", paths[0]))
+    widths = _widths(schema, lambda: _first_rows(fs, paths[0]))
     row_group = group_sizes.pop() if len(group_sizes) == 1 else 0
     return Dataset(uri, "parquet", files, _types(schema), widths, row_group)
 
@@ -197,7 +197,7 @@ def _numeric(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
 
 
-def _first_rows(fs: Any, data_format: str, path: str) -> pa.Table | None:
+def _first_rows(fs: Any, path: str) -> pa.RecordBatch | None:
     import pyarrow.parquet as pq
 
     with fs.open(path, "rb") as handle:

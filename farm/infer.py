@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from celery import Celery
+from sqlmodel import Session
 
 from db import shards, store
 from db.engine import ensure_schema, session_scope
@@ -22,7 +23,6 @@ from farm.dataset import Dataset, map_inputs, open_dataset
 from farm.errors import FarmError, NotFoundError, UsageError
 from farm.jobspec import InferOptions
 from farm.output import (
-    MANIFEST,
     ROW_COLUMN,
     check_output,
     claim_output,
@@ -68,22 +68,23 @@ def parse_named_inputs(items: list[str]) -> dict[str, list[str]]:
 
 
 def submit_infer(
-    settings: FarmSettings, app: Celery, asked: InferRequest, convert_first: Callable[[Path, list[str]], str]
+    settings: FarmSettings,
+    app: Celery,
+    asked: InferRequest,
+    convert_first: Callable[[Path, list[str], list[str]], str],
 ) -> Job:
-    """``convert_first(model, hardware)`` converts a model file that has no verified variant for
-    some hardware classes, and returns the conversion job's id (the CLI waits for it)."""
+    """``convert_first(model, hardware, precisions)`` converts a model file that has no verified
+    variants for these classes yet, and returns the conversion job's id (the CLI waits for it)."""
     hardware = parse_hardware_list(asked.hardware)
-    precision = parse_precisions(asked.precision, hardware)
-    if len(precision) > 1:
-        raise UsageError(f"--precision pins one precision, not {', '.join(precision)}")
+    pins = parse_precision_pins(asked.precision, hardware)
     dataset = open_dataset(asked.data)
     out = check_output(asked.out, asked.overwrite)
     require_broker(settings)
     ensure_schema(settings.database_url)
-    source_job_id = _conversion_job(settings, asked.source, hardware, precision, convert_first)
+    source_job_id = _conversion_job(settings, asked.source, hardware, pins, convert_first)
     with session_scope(settings.database_url) as session:
         source_job = store.get_job(session, source_job_id)
-        variants = choose_variants(session, source_job, hardware, precision[0] if precision else None)
+        variants = choose_variants(session, source_job, pins)
     signature = _signature(variants)
     outputs = list(signature["outputs"])
     options = InferOptions(
@@ -124,8 +125,8 @@ def _conversion_job(
     settings: FarmSettings,
     source: str,
     hardware: list[str],
-    precision: list[str],
-    convert_first: Callable[[Path, list[str]], str],
+    pins: dict[str, str | None],
+    convert_first: Callable[[Path, list[str], list[str]], str],
 ) -> str:
     """The conversion job whose variants serve: the one named, or for a model file the newest
     with a verified variant on every class asked, or a new one converting it."""
@@ -142,14 +143,34 @@ def _conversion_job(
     with session_scope(settings.database_url) as session:
         for job in store.jobs_of_model(session, sha256, TaskKind.CONVERT.value):
             try:
-                choose_variants(session, job, hardware, precision[0] if precision else None)
+                choose_variants(session, job, pins)
                 return job.id
             except UsageError:
                 continue
-    return convert_first(path, hardware)
+    pinned = [] if None in pins.values() else sorted({p for p in pins.values() if p})
+    return convert_first(path, hardware, pinned)
 
 
-def choose_variants(session, job: Job, hardware: list[str], precision: str | None) -> dict[str, Variant]:  # type: ignore[no-untyped-def]
+def parse_precision_pins(text: str, hardware: list[str]) -> dict[str, str | None]:
+    """``--precision int8`` pins every class, ``cpu=fp32,fpga=int8`` each one named; a class
+    left unpinned (None) scores with its fastest verified variant."""
+    if "=" not in text:
+        chosen = parse_precisions(text, hardware)
+        if len(chosen) > 1:
+            raise UsageError(
+                f"--precision pins one precision, not {', '.join(chosen)} (or name one per class)"
+            )
+        return dict.fromkeys(hardware, chosen[0] if chosen else None)
+    pins: dict[str, str | None] = dict.fromkeys(hardware)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        hw, _, precision = item.partition("=")
+        if hw.strip() not in pins:
+            raise UsageError(f"--precision {item}: {hw.strip()!r} is not one of --hw {','.join(hardware)}")
+        pins[hw.strip()] = parse_precisions(precision, [hw.strip()])[0]
+    return pins
+
+
+def choose_variants(session: Session, job: Job, pins: dict[str, str | None]) -> dict[str, Variant]:
     """For each hardware class, the verified variant of ``job`` with the best measured throughput
     (of ``precision`` when pinned); refuses a class that has none."""
     if job.kind != TaskKind.CONVERT.value:
@@ -162,7 +183,7 @@ def choose_variants(session, job: Job, hardware: list[str], precision: str | Non
     for result in store.benchmarks_of(session, [v.id for v in variants if v.id is not None]):
         benchmarks.setdefault(result.variant_id, []).append(result)
     chosen = {}
-    for hw in hardware:
+    for hw, precision in pins.items():
         candidates = [
             v for v in variants if v.hardware == hw and (precision is None or v.precision == precision)
         ]
@@ -267,7 +288,7 @@ def retry(settings: FarmSettings, app: Celery, job_id: str) -> int:
     return reopened
 
 
-def _infer_job(session, job_id: str) -> Job:  # type: ignore[no-untyped-def]
+def _infer_job(session: Session, job_id: str) -> Job:
     job = store.get_job(session, job_id)
     if job.kind != TaskKind.INFER.value:
         raise UsageError(f"job {job_id} is a {job.kind} job; cancel and retry apply to scoring jobs")
@@ -360,6 +381,3 @@ def infer_progress(all_shards: list[Shard], now: datetime | None = None) -> Infe
         classes.append(ClassShare(hw, rows, len(mine), running, rows / elapsed if elapsed > 0 else 0.0))
     errors = [f"shard {s.index}: {s.error}" for s in all_shards if s.state == ShardState.FAILED and s.error]
     return InferProgress(total, done_rows, rate, eta, counts, classes, errors[:3])
-
-
-__all__ = ["MANIFEST", "InferRequest", "submit_infer"]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from sqlmodel import Session
 
 from db import shards, store
 from db.engine import session_scope
@@ -105,7 +108,7 @@ def _remove_dead_attempts(out: Path, index: int, lease: str) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _cancel_watch(settings: FarmSettings, job_id: str):  # type: ignore[no-untyped-def]
+def _cancel_watch(settings: FarmSettings, job_id: str) -> Callable[[], bool]:
     """A check, cheap enough to call every batch, of whether `farm cancel` stopped the job."""
     last = [time.monotonic(), False]
 
@@ -119,7 +122,7 @@ def _cancel_watch(settings: FarmSettings, job_id: str):  # type: ignore[no-untyp
     return cancelled
 
 
-def _step_back(session, job_id: str, hardware: str, options: InferOptions) -> float | None:  # type: ignore[no-untyped-def]
+def _step_back(session: Session, job_id: str, hardware: str, options: InferOptions) -> float | None:
     progress = shards.class_progress(session, job_id)
     rates = {hw: ClassRate(p.lane_rate, p.running) for hw, p in progress.items()}
     _, pending_rows = shards.count_in_state(session, job_id, ShardState.PENDING)

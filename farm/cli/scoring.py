@@ -46,7 +46,9 @@ def infer(
     keep: str = typer.Option(
         "", "--keep", help="Columns copied to the output beside the scores, e.g. id,label."
     ),
-    precision: str = typer.Option("", "--precision", help="Score with this precision's variants only."),
+    precision: str = typer.Option(
+        "", "--precision", help="Pin a precision: int8 for every class, or per class: cpu=fp32,fpga=int8."
+    ),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Rows per inference call."),
     shard_rows: int = typer.Option(
         0, "--shard-rows", min=0, help="Rows per shard; default: about 16 shards."
@@ -69,7 +71,7 @@ def infer(
         shard_rows,
         overwrite,
     )
-    job = submit_infer(settings, celery_app, asked, _convert_first(precision))
+    job = submit_infer(settings, celery_app, asked, _convert_first)
     options = InferOptions.from_json(job.options)
     console.print(job.id)
     rows = sum(f["rows"] for f in options.dataset["files"])
@@ -81,22 +83,18 @@ def infer(
         follow(job.id)
 
 
-def _convert_first(precision: str):  # type: ignore[no-untyped-def]
-    def convert(model: Path, hardware: list[str]) -> str:
-        settings = get_settings()
-        job = submit_convert(
-            settings, celery_app, ConvertRequest(model, ",".join(hardware), precisions=precision)
-        )
-        console.print(
-            f"no verified {','.join(hardware)} variants of {model.name} yet: converting first (job {job.id})"
-        )
-        while not (view := load_job(settings, job.id)).state.finished:
-            time.sleep(POLL_S)
-        if view.state.value == "failed":
-            raise FarmError(f"converting {model.name} failed: see `farm status {job.id}`")
-        return job.id
-
-    return convert
+def _convert_first(model: Path, hardware: list[str], precisions: list[str]) -> str:
+    settings = get_settings()
+    asked = ConvertRequest(model, ",".join(hardware), precisions=",".join(precisions))
+    job = submit_convert(settings, celery_app, asked)
+    console.print(
+        f"no verified {','.join(hardware)} variants of {model.name} yet: converting first (job {job.id})"
+    )
+    while not (view := load_job(settings, job.id)).state.finished:
+        time.sleep(POLL_S)
+    if view.state.value == "failed":
+        raise FarmError(f"converting {model.name} failed: see `farm status {job.id}`")
+    return job.id
 
 
 def follow(job_id: str) -> JobView:
