@@ -26,20 +26,27 @@ class PrivateFarm:
 
     def __enter__(self) -> PrivateFarm:
         self.cli("up", "--no-workers")
-        log = (Path(self.env["FARM_HOME"]) / "bench-worker.log").open("wb")
+        self.start_worker()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_worker()
+        self.cli("down", check=False)
+
+    def start_worker(self) -> None:
+        log = (Path(self.env["FARM_HOME"]) / "bench-worker.log").open("ab")
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "farm", "worker", "--hw", self.hardware, "--name", "bench@%h"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop_worker(self) -> None:
         if self.worker is not None:
             self.worker.terminate()
             self.worker.wait(60)
-        self.cli("down", check=False)
+            self.worker = None
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

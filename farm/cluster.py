@@ -121,6 +121,13 @@ class LocalFarm:
         return Component(name, process.pid, current.log), True
 
     def start_redis(self, wait_s: float = 15.0) -> tuple[Component, bool]:
+        if not self.component("redis").running and ping_broker(self.settings, timeout_s=0.5):
+            # Another farm's Redis (or a system one) on our port: sharing it would let that farm's
+            # workers take this farm's messages, and answer them from another job store.
+            raise ServiceUnavailableError(
+                f"a Redis this farm did not start already answers on {self.settings.broker_url} (another "
+                "FARM_HOME's farm?): stop it, or point FARM_BROKER_URL at another port"
+            )
         component, started = self.start("redis", redis_command(self.settings))
         deadline = time.monotonic() + wait_s
         while not ping_broker(self.settings, timeout_s=0.5):

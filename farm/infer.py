@@ -33,7 +33,6 @@ from farm.output import (
 from farm.settings import FarmSettings
 from farm.targets import NATIVE, parse_hardware_list, parse_precisions
 from queues.app import send_lane
-from queues.names import queue_for
 
 MIN_SHARD_ROWS = 1_000
 MAX_SHARD_ROWS = 100_000
@@ -98,7 +97,6 @@ def submit_infer(
         output_columns=_output_columns(outputs, asked.keep),
         keep=asked.keep,
         variants={hw: v.id or 0 for hw, v in variants.items()},
-        lanes=live_lanes(app, settings, hardware),
         batch_size=asked.batch_size,
         shard_rows=asked.shard_rows or default_shard_rows(dataset),
         source_job=source_job.id,
@@ -117,7 +115,7 @@ def submit_infer(
     with session_scope(settings.database_url) as session:
         session.add(job)
         shards.create_shards(session, job.id, shard_ranges(dataset.rows, options.shard_rows))
-    send_lanes(app, job.id, options.lanes)
+    send_lanes(app, job.id, hardware)
     return job
 
 
@@ -174,7 +172,7 @@ def choose_variants(session: Session, job: Job, pins: dict[str, str | None]) -> 
     """For each hardware class, the verified variant of ``job`` with the best measured throughput
     (of ``precision`` when pinned); refuses a class that has none."""
     if job.kind != TaskKind.CONVERT.value:
-        raise UsageError(f"job {job.id} is a {job.kind} job: name a conversion job or a model file")
+        raise UsageError(f"job {job.id} is not a conversion job: name a finished conversion or a model file")
     state = store.job_state(store.tasks_of(session, job.id))
     if not state.finished:
         raise UsageError(f"job {job.id} is still {state.value}: score once the conversion has finished")
@@ -230,27 +228,11 @@ def shard_ranges(total: int, shard_rows: int) -> list[tuple[int, int]]:
     return [(start, min(start + shard_rows, total)) for start in range(0, total, shard_rows)]
 
 
-def live_lanes(app: Celery, settings: FarmSettings, hardware: list[str]) -> dict[str, int]:
-    """One lane per worker process that consumes each class's queue (at least one, so a worker
-    that starts later joins in)."""
-    lanes = dict.fromkeys(hardware, 0)
-    try:
-        inspect = app.control.inspect(timeout=settings.worker_probe_timeout_s)
-        queues, stats = inspect.active_queues() or {}, inspect.stats() or {}
-    except Exception:  # the broker answered a ping a moment ago; no reply just means no lanes known
-        queues, stats = {}, {}
-    for worker, consumed in queues.items():
-        processes = int(stats.get(worker, {}).get("pool", {}).get("max-concurrency", 1))
-        for hw in hardware:
-            if any(queue["name"] == queue_for(hw) for queue in consumed):
-                lanes[hw] += processes
-    return {hw: max(count, 1) for hw, count in lanes.items()}
-
-
-def send_lanes(app: Celery, job_id: str, lanes: dict[str, int]) -> None:
-    for hardware, count in lanes.items():
-        for _ in range(count):
-            send_lane(app, job_id, hardware)
+def send_lanes(app: Celery, job_id: str, hardware: list[str]) -> None:
+    """One lane per class: it multiplies itself onto every idle worker process of its class (see
+    workers/scoring.py), so the client needs no count of the workers."""
+    for hw in hardware:
+        send_lane(app, job_id, hw)
 
 
 # --- after submission ----------------------------------------------------------------------------
@@ -284,7 +266,7 @@ def retry(settings: FarmSettings, app: Celery, job_id: str) -> int:
         options = InferOptions.from_json(job.options)
     if not reopened:
         raise UsageError(f"nothing to retry: every shard of job {job_id} is done")
-    send_lanes(app, job_id, live_lanes(app, settings, list(options.variants)))
+    send_lanes(app, job_id, list(options.variants))
     return reopened
 
 

@@ -6,7 +6,7 @@ shard is done; and an owner file naming the job, so no job writes over another's
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from pathlib import Path
 
 from farm.errors import NotFoundError, UsageError
@@ -58,8 +58,13 @@ def check_output(text: str, overwrite: bool) -> Path:
         if not overwrite:
             raise UsageError(f"--out {out}: holds the output of job {owner_of(out)}; --overwrite replaces it")
     existing = next(parent for parent in (out, *out.parents) if parent.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: not writable ({existing} is not writable)")
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is a file, not a folder")
+    try:  # a real write, not os.access: root passes every access check, yet not on /proc or a read-only mount
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: not writable ({existing}: {exc.strerror})") from exc
     return out
 
 

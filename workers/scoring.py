@@ -1,15 +1,16 @@
 """The batch-scoring task. Each message is one *lane* of a job on one hardware class: it claims
-the next unscored shard, scores it, publishes the part, and sends itself again while shards are
-left. Every class pulls work as fast as it goes, so the faster class scores more, and no class
-sits idle while shards wait. The message's Celery id is the lease on its shard: a message
-redelivered after its worker died takes up the same shard again.
+the next unscored shard, sends the next lane of its class while shards are left, then scores its
+shard and publishes the part. Sending before scoring lets one lane spread onto every idle worker
+process of its class, with one message always waiting for the next free process: every class
+pulls work as fast as it goes, the faster class scores more, and no class sits idle while
+shards wait. The message's Celery id is the lease on its shard: a message redelivered after its
+worker died takes up the same shard again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlmodel import Session
@@ -59,6 +60,7 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
         return f"stepped back {pause:.1f} s for a faster class"
     if shard is None or variant is None:
         return "nothing left to score"
+    _send_next_lane(settings, job_id, hardware)
 
     def fail(error: str) -> str:
         with session_scope(settings.database_url) as session:
@@ -71,7 +73,7 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
         fail,
         f"shard {shard.index} of job {job_id}",
     )
-    _next(settings, job, options, hardware)
+    _write_manifest_when_done(settings, job, options)
     return outcome
 
 
@@ -85,7 +87,7 @@ def _score(
         variant, ArtifactStore(settings.artifact_root).path(variant.artifact_key), options.outputs
     )
     try:
-        part = score_shard(options, shard.start, shard.stop, target, runner, _cancel_watch(settings, job.id))
+        part = score_shard(options, shard.start, shard.stop, target, runner, CancelWatch(settings, job.id))
     except Cancelled:
         with session_scope(settings.database_url) as session:
             shards.end_shard(session, shard.id or 0, lease, ShardState.CANCELLED)
@@ -108,18 +110,23 @@ def _remove_dead_attempts(out: Path, index: int, lease: str) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _cancel_watch(settings: FarmSettings, job_id: str) -> Callable[[], bool]:
-    """A check, cheap enough to call every batch, of whether `farm cancel` stopped the job."""
-    last = [time.monotonic(), False]
+class CancelWatch:
+    """Whether `farm cancel` stopped the job: cheap enough to ask every batch, since it reads the
+    job store at most once per CANCEL_CHECK_S."""
 
-    def cancelled() -> bool:
-        if not last[1] and time.monotonic() - last[0] >= CANCEL_CHECK_S:
-            with session_scope(settings.database_url) as session:
-                job = session.get(Job, job_id)
-                last[:] = [time.monotonic(), job is None or job.cancelled_at is not None]
-        return bool(last[1])
+    def __init__(self, settings: FarmSettings, job_id: str) -> None:
+        self.settings = settings
+        self.job_id = job_id
+        self.checked_at = time.monotonic()
+        self.cancelled = False
 
-    return cancelled
+    def __call__(self) -> bool:
+        if not self.cancelled and time.monotonic() - self.checked_at >= CANCEL_CHECK_S:
+            with session_scope(self.settings.database_url) as session:
+                job = session.get(Job, self.job_id)
+                self.cancelled = job is None or job.cancelled_at is not None
+            self.checked_at = time.monotonic()
+        return self.cancelled
 
 
 def _step_back(session: Session, job_id: str, hardware: str, options: InferOptions) -> float | None:
@@ -129,22 +136,27 @@ def _step_back(session: Session, job_id: str, hardware: str, options: InferOptio
     return wait_for_faster(rates, hardware, pending_rows, options.shard_rows)
 
 
-def _next(settings: FarmSettings, job: Job, options: InferOptions, hardware: str) -> None:
-    """Send this lane again while shards wait; write the manifest once every shard is done."""
+def _send_next_lane(settings: FarmSettings, job_id: str, hardware: str) -> None:
     with session_scope(settings.database_url) as session:
-        pending, _ = shards.count_in_state(session, job.id, ShardState.PENDING)
+        pending, _ = shards.count_in_state(session, job_id, ShardState.PENDING)
+    if pending:
+        send_lane(app, job_id, hardware)
+
+
+def _write_manifest_when_done(settings: FarmSettings, job: Job, options: InferOptions) -> None:
+    """The manifest, once every shard is done (whichever lane finishes last writes it; a second
+    writer writes the same content)."""
+    with session_scope(settings.database_url) as session:
         unfinished, _ = shards.count_in_state(
             session, job.id, ShardState.PENDING, ShardState.RUNNING, ShardState.FAILED, ShardState.CANCELLED
         )
-        cancelled = session.get(Job, job.id).cancelled_at is not None  # type: ignore[union-attr]
-        done = [] if unfinished else shards.shards_of(session, job.id)
+        if unfinished:
+            return
+        done = shards.shards_of(session, job.id)
         variants = {v.id: v for v in store.variants_of_ids(session, list(options.variants.values()))}
-    if pending and not cancelled:
-        send_lane(app, job.id, hardware)
-    if done and not unfinished:
-        parts = [_part_entry(shard, variants.get(shard.variant_id)) for shard in done]
-        columns = [ROW_COLUMN, *options.keep, *options.output_columns]
-        write_manifest(Path(options.out), job.id, sum(s.rows for s in done), parts, columns)
+    parts = [_part_entry(shard, variants.get(shard.variant_id)) for shard in done]
+    columns = [ROW_COLUMN, *options.keep, *options.output_columns]
+    write_manifest(Path(options.out), job.id, sum(s.rows for s in done), parts, columns)
 
 
 def _part_entry(shard: Shard, variant: Variant | None) -> dict:

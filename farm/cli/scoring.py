@@ -75,9 +75,9 @@ def infer(
     options = InferOptions.from_json(job.options)
     console.print(job.id)
     rows = sum(f["rows"] for f in options.dataset["files"])
-    lanes = ", ".join(f"{hw} {n}" for hw, n in options.lanes.items())
+    classes = ", ".join(options.variants)
     console.print(
-        f"scoring {options.dataset['uri']}: {rows:,} rows in shards of {options.shard_rows:,}; lanes {lanes}"
+        f"scoring {options.dataset['uri']}: {rows:,} rows in shards of {options.shard_rows:,} on {classes}"
     )
     if wait:
         follow(job.id)

@@ -49,3 +49,12 @@ def test_up_is_idempotent_and_down_stops_what_up_started(tmp_path: Path) -> None
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(broker, socket_connect_timeout=0.5).ping()
     assert "nothing was running" in farm.cli("down").stdout
+
+
+def test_up_refuses_a_redis_it_did_not_start_on_its_port(tmp_path: Path, redis_url: str) -> None:
+    # Two farm homes on one broker would take each other's messages and answer them from the
+    # wrong job store: the second `farm up` says so instead.
+    farm = Farm(farm_environment(tmp_path / "home", redis_url, f"sqlite:///{tmp_path / 'farm.db'}"))
+    result = farm.cli("up", "--no-workers")
+    assert result.returncode == 5, result.stderr
+    assert "a Redis this farm did not start already answers on" in result.stderr

@@ -91,3 +91,15 @@ def test_shards_cover_every_row_once_and_follow_even_row_groups(tmp_path: Path) 
     ranges = shard_ranges(dataset.rows, rows)
     assert ranges[0][0] == 0 and ranges[-1][1] == 100_000
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+
+
+def test_a_dataset_at_an_fsspec_url_reads_like_a_local_one(tmp_path: Path) -> None:
+    import fsspec
+
+    pq.write_table(_table(0, 30), tmp_path / "local.parquet", row_group_size=8)
+    with fsspec.open("memory://bucket/data.parquet", "wb") as handle:
+        handle.write((tmp_path / "local.parquet").read_bytes())
+    for uri in ("memory://bucket/data.parquet", f"file://{tmp_path / 'local.parquet'}"):
+        dataset = open_dataset(uri)
+        assert (dataset.rows, dataset.row_group_rows) == (30, 8)
+        _rows(dataset, 5, 27)

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -21,7 +22,7 @@ from db.engine import session_scope
 from db.models import Job, Shard, ShardState, TaskState, Variant
 from farm.artifacts import sha256_of
 from farm.jobspec import InferOptions
-from farm.output import MANIFEST
+from farm.output import MANIFEST, owner_of
 from tests.conftest import Farm
 from tests.integration.test_convert import submit, wait_for_tasks
 from workers.samples import write_feature_table, write_mlp_onnx
@@ -96,6 +97,21 @@ def assert_every_row_once(farm: Farm, job_id: str, data: Path, out: Path, tmp_pa
     return result
 
 
+def slow_job(farm: Farm, mlp: Path, tmp_path: Path, shard_rows: int) -> tuple[Any, str, Path]:
+    """A cpu worker scoring 120,000 rows in batches of 16: each shard takes a while."""
+    data = write_feature_table(tmp_path / "data.parquet", 120_000, row_group_rows=4_000)
+    worker = farm.start_worker("cpu")
+    extra = ("--keep", "id,label", "--batch-size", "16", "--shard-rows", str(shard_rows))
+    return worker, score(farm, convert(farm, mlp), data, tmp_path / "out", *extra), data
+
+
+def wait_for_a_shard(farm: Farm, job_id: str, state: ShardState) -> None:
+    deadline = time.monotonic() + 60
+    while not any(s.state == state for s in shards_of(farm, job_id)):
+        assert time.monotonic() < deadline, f"no shard {state.value}"
+        time.sleep(0.05)
+
+
 def test_every_row_is_scored_once_as_onnxruntime_scores_it(farm: Farm, mlp: Path, tmp_path: Path) -> None:
     data = write_feature_table(tmp_path / "data.parquet", 20_000, row_group_rows=2_000)
     farm.start_worker("cpu")
@@ -124,25 +140,8 @@ def test_every_row_is_scored_once_as_onnxruntime_scores_it(farm: Farm, mlp: Path
 def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
     farm: Farm, mlp: Path, tmp_path: Path
 ) -> None:
-    data = write_feature_table(tmp_path / "data.parquet", 120_000, row_group_rows=4_000)
-    worker = farm.start_worker("cpu")
-    job_id = score(
-        farm,
-        convert(farm, mlp),
-        data,
-        tmp_path / "out",
-        "--keep",
-        "id,label",
-        "--batch-size",
-        "16",
-        "--shard-rows",
-        "20000",
-    )
-
-    deadline = time.monotonic() + 60
-    while not any(s.state == ShardState.RUNNING for s in shards_of(farm, job_id)):
-        assert time.monotonic() < deadline, "no shard started"
-        time.sleep(0.05)
+    worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000)
+    wait_for_a_shard(farm, job_id, ShardState.RUNNING)
     time.sleep(0.3)  # well inside the shard: it takes seconds at batch 16
     children = psutil.Process(worker.pid).children(recursive=True)
     assert children, "the worker has no pool process to kill"
@@ -194,25 +193,8 @@ def test_two_classes_share_by_speed_and_finish_together(farm: Farm, mlp: Path, t
 
 
 def test_cancel_then_retry_runs_only_the_unfinished_shards(farm: Farm, mlp: Path, tmp_path: Path) -> None:
-    data = write_feature_table(tmp_path / "data.parquet", 120_000, row_group_rows=4_000)
-    farm.start_worker("cpu")
-    job_id = score(
-        farm,
-        convert(farm, mlp),
-        data,
-        tmp_path / "out",
-        "--keep",
-        "id,label",
-        "--batch-size",
-        "16",
-        "--shard-rows",
-        "12000",
-    )
-
-    deadline = time.monotonic() + 60
-    while not any(s.state == ShardState.DONE for s in shards_of(farm, job_id)):
-        assert time.monotonic() < deadline, "no shard finished"
-        time.sleep(0.05)
+    _, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=12_000)
+    wait_for_a_shard(farm, job_id, ShardState.DONE)
     cancelled = farm.cli("cancel", job_id)
     assert cancelled.returncode == 0, cancelled.stderr
     before = {s.index: s for s in wait_for_job(farm, job_id) if s.state == ShardState.DONE}
@@ -260,6 +242,9 @@ def test_bad_scoring_input_is_one_line_and_queues_nothing(
         ((job_id, tmp_path / "strings.parquet", *keep), 8, "column 'f0' is string, not numbers"),
         ((job_id, data, *keep, "--out", str(tmp_path / "a_file")), 2, "exists and is not a folder"),
         ((job_id, data, *keep, "--out", str(taken)), 2, "holds the output of job"),
+        ((job_id, data, *keep, "--out", "/proc/farm-scores"), 2, "not writable"),
+        ((job_id, data, *keep, "--out", str(tmp_path / "a_file" / "x")), 2, "is a file, not a folder"),
+        ((owner_of(taken), data, *keep), 2, "is not a conversion job"),
         (("0123456789ab", data, *keep), 6, "neither a model file nor a job id"),
         ((job_id, data, *keep, "--hw", "arm"), 2, "has no verified arm variant"),
         ((job_id, data, *keep, "--precision", "int8"), 2, "has no verified int8 cpu variant"),
