@@ -12,7 +12,7 @@ Workloads:
 The farm converts the model first (not timed); every contender then runs the farm's cpu fp32
 ONNX variant, the same file, with ONNX Runtime's CPU provider, reads the Parquet and writes the
 id and every model output to Parquet:
-- raw: one process, a plain loop; the limit anything built on ONNX Runtime can reach here.
+- raw: one fresh process, a plain loop; the limit anything built on ONNX Runtime can reach here.
 - farm: a private `farm up` farm with one cpu worker process; `farm submit infer --wait` timed
   from submit to done (the CLI's own start included).
 - Ray Data: read_parquet -> map_batches with a pool of one actor -> write_parquet. The actor asks
@@ -81,7 +81,7 @@ def run_workload(workload: Workload, folder: Path, skip_ray: bool) -> dict[str, 
     small = workload.write_data(folder / "small.parquet", workload.rows // 10)
     result: dict[str, Any] = {"rows": workload.rows, "batch": workload.batch, "cores": os.cpu_count()}
     result["farm_s"], result["rss_10x_mib"], variant = farm_run(workload, model, data, folder / "farm-10x")
-    result["raw_s"] = raw_loop(variant, data, folder / "raw.parquet", workload)
+    result["raw_s"] = raw_run(variant, data, folder / "raw.parquet", workload)
     if not skip_ray:
         result["ray_s"] = ray_run(variant, data, folder / "ray-out", workload)
     _, result["rss_1x_mib"], _ = farm_run(workload, model, small, folder / "farm-1x")
@@ -241,6 +241,27 @@ def _peak_rss_mib(pid: int) -> float:
     return max(peaks)
 
 
+def raw_run(model: Path, data: Path, target: Path, workload: Workload) -> float:
+    """The raw loop in a fresh process of its own, like the farm's worker and Ray's: nothing this
+    process loaded or trained (scikit-learn, its BLAS threads) shares its CPU time."""
+    script = (
+        "import sys; from pathlib import Path; from batch_scoring import WORKLOADS, raw_loop; "
+        f"print(raw_loop(Path({str(model)!r}), Path({str(data)!r}), Path({str(target)!r}), "
+        f"WORKLOADS[{workload.name!r}]))"
+    )
+    return float(_python(script).splitlines()[-1])
+
+
+def _python(script: str) -> str:
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=3600, env=environment
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{script[:60]}... failed: {result.stderr.strip()[-2000:]}")
+    return result.stdout.strip()
+
+
 def raw_loop(model: Path, data: Path, target: Path, workload: Workload) -> float:
     import onnxruntime as ort
     import pyarrow as pa
@@ -301,13 +322,7 @@ def ray_run(model: Path, data: Path, out: Path, workload: Workload) -> float:
         batch=workload.batch,
         columns=workload.columns,
     )
-    environment = {**os.environ, "PYTHONPATH": benchmarks}
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=3600, env=environment
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"Ray Data failed: {result.stderr.strip()[-2000:]}")
-    return float(result.stdout.strip().splitlines()[-1])
+    return float(_python(script).splitlines()[-1])
 
 
 if __name__ == "__main__":
