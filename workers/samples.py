@@ -3,7 +3,8 @@
 ``python -m workers.samples DIR`` writes ``classifier.pb``, ``classifier.keras``,
 ``classifier.h5`` and the SavedModel folder ``classifier_savedmodel`` into DIR, and a digit
 classifier trained on real images: ``digits.keras`` with ``digits_calib.npz`` (training images and
-their labels) and ``digits_eval.npz`` (held-out images and labels).
+their labels), ``digits_eval.npz`` (held-out images and labels) and ``digits_images.parquet``
+(every image as a row to score, with its id and label).
 """
 
 from __future__ import annotations
@@ -73,10 +74,22 @@ def write_digits_classifier(folder: Path, epochs: int = 12) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"model": folder / "digits.keras", "calib": folder / "digits_calib.npz"}
     paths["eval"] = folder / "digits_eval.npz"
+    paths["images"] = folder / "digits_images.parquet"
     model.save(paths["model"])
     np.savez(paths["calib"], digit=images[train], labels=digits.target[train])
     np.savez(paths["eval"], digit=images[held_out], labels=digits.target[held_out])
+    _write_images_table(paths["images"], images, digits.target)
     return paths
+
+
+def _write_images_table(target: Path, images: Any, labels: Any) -> None:
+    """Every digit image as a row to score: ``id``, ``label`` and ``image`` (64 values)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    flat = pa.FixedSizeListArray.from_arrays(pa.array(images.reshape(-1)), 64)
+    pq.write_table(pa.table({"id": np.arange(len(images)), "label": labels, "image": flat}), target)
 
 
 def write_mlp_onnx(
