@@ -43,7 +43,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/farm report $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --plot .farm/demo-speedups.png
 	$(BIN)/farm artifacts $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --to .farm/demo-variants
 	$(BIN)/farm submit infer $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --data $(SAMPLES)/digits_images.parquet \
-		--out .farm/demo-scores --hw cpu,arm,fpga --columns image --keep id,label --overwrite --wait
+		--out .farm/demo-scores --hw cpu,arm,fpga --columns image --keep id,label --shard-rows 200 --overwrite --wait
 	$(BIN)/farm result $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --to .farm/demo-scores.parquet
 	@echo "the farm keeps running; stop it with: $(BIN)/farm down"
 
