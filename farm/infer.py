@@ -9,18 +9,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from celery import Celery
+from kombu.exceptions import KombuError
 from sqlmodel import Session
 
 from db import shards, store
 from db.engine import ensure_schema, session_scope
-from db.models import BenchmarkResult, Job, Shard, ShardState, TaskKind, TaskState, Variant, utcnow
+from db.models import BenchmarkResult, Job, ShardState, TaskKind, TaskState, Variant
 from farm.cluster import require_broker
 from farm.dataset import Dataset, map_inputs, open_dataset
-from farm.errors import FarmError, NotFoundError, UsageError
+from farm.errors import FarmError, NotFoundError, ServiceUnavailableError, UsageError, first_line
 from farm.jobspec import InferOptions
 from farm.output import (
     ROW_COLUMN,
@@ -231,8 +231,13 @@ def shard_ranges(total: int, shard_rows: int) -> list[tuple[int, int]]:
 def send_lanes(app: Celery, job_id: str, hardware: list[str]) -> None:
     """One lane per class: it multiplies itself onto every idle worker process of its class (see
     workers/scoring.py), so the client needs no count of the workers."""
-    for hw in hardware:
-        send_lane(app, job_id, hw)
+    try:
+        for hw in hardware:
+            send_lane(app, job_id, hw)
+    except (OSError, KombuError) as exc:  # the broker went away after answering a ping
+        raise ServiceUnavailableError(
+            f"the broker took no lanes of job {job_id} ({first_line(exc)}): farm retry {job_id} once it is up"
+        ) from exc
 
 
 # --- after submission ----------------------------------------------------------------------------
@@ -311,55 +316,3 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     finally:
         staging.unlink(missing_ok=True)
     return rows
-
-
-# --- progress ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClassShare:
-    hardware: str
-    rows: int
-    shards: int
-    running: int
-    rows_per_s: float  # of the class as a whole, over the time the job has run
-
-
-@dataclass(frozen=True)
-class InferProgress:
-    total_rows: int
-    done_rows: int
-    rows_per_s: float
-    eta_s: float | None
-    counts: dict[str, int]  # shard state -> shards
-    classes: list[ClassShare]
-    errors: list[str]  # of failed shards, first ones
-
-    @property
-    def fraction(self) -> float:
-        return self.done_rows / self.total_rows if self.total_rows else 1.0
-
-
-def infer_progress(all_shards: list[Shard], now: datetime | None = None) -> InferProgress:
-    now = now or utcnow()
-    done = [s for s in all_shards if s.state == ShardState.DONE]
-    started = [s.started_at for s in all_shards if s.started_at]
-    finished = [s.finished_at for s in done if s.finished_at]
-    active = any(s.state in (ShardState.PENDING, ShardState.RUNNING) for s in all_shards)
-    end = now if active or not finished else max(finished)
-    elapsed = (end - min(started)).total_seconds() if started else 0.0
-    total = sum(s.stop - s.start for s in all_shards)
-    done_rows = sum(s.rows for s in done)
-    rate = done_rows / elapsed if elapsed > 0 else 0.0
-    eta = (total - done_rows) / rate if rate > 0 and active else None
-    counts: dict[str, int] = {}
-    for shard in all_shards:
-        counts[shard.state] = counts.get(shard.state, 0) + 1
-    classes = []
-    for hw in sorted({s.hardware for s in all_shards if s.hardware}):
-        mine = [s for s in done if s.hardware == hw]
-        rows = sum(s.rows for s in mine)
-        running = sum(1 for s in all_shards if s.hardware == hw and s.state == ShardState.RUNNING)
-        classes.append(ClassShare(hw, rows, len(mine), running, rows / elapsed if elapsed > 0 else 0.0))
-    errors = [f"shard {s.index}: {s.error}" for s in all_shards if s.state == ShardState.FAILED and s.error]
-    return InferProgress(total, done_rows, rate, eta, counts, classes, errors[:3])

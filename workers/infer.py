@@ -21,12 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from farm.artifacts import CHUNK
-from farm.dataset import Batch, Dataset, InputMapping, read_shard
+from farm.dataset import Dataset, InputMapping
 from farm.errors import FarmError
 from farm.jobspec import InferOptions
 from farm.output import MANIFEST, ROW_COLUMN
 from workers.backends import all_backends
 from workers.backends.base import BuiltVariant, Runner
+from workers.shardreader import Batch, read_shard
 
 if TYPE_CHECKING:
     from db.models import Variant

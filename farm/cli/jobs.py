@@ -9,7 +9,7 @@ import typer
 from farm.cli.render import STATE_STYLE, console, job_table
 from farm.cli.scoring import scoring_view
 from farm.client import copy_artifacts, load_job, queues_for_display, recent_jobs
-from farm.infer import infer_progress
+from farm.progress import infer_progress
 from farm.settings import get_settings
 from queues.app import app as celery_app
 

@@ -15,17 +15,11 @@ from rich.table import Table
 from farm.cli.render import console
 from farm.client import ConvertRequest, JobView, load_job, submit_convert
 from farm.errors import FarmError
-from farm.infer import (
-    InferProgress,
-    InferRequest,
-    infer_progress,
-    merge_result,
-    parse_named_inputs,
-    submit_infer,
-)
+from farm.infer import InferRequest, merge_result, parse_named_inputs, submit_infer
 from farm.infer import cancel as cancel_job
 from farm.infer import retry as retry_job
 from farm.jobspec import InferOptions
+from farm.progress import InferProgress, infer_progress
 from farm.settings import get_settings
 from queues.app import app as celery_app
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from farm.dataset import Batch
 from workers.infer import ClassRate, output_table, wait_for_faster
+from workers.shardreader import Batch
 
 
 def test_a_slow_class_steps_back_only_when_the_others_would_clear_the_rest_sooner() -> None:
