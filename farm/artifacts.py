@@ -48,6 +48,12 @@ class ArtifactStore:
         return key
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a file's bytes to disk, before it is renamed into place."""
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
 def copy_atomically(source: Path, final: Path) -> None:
     # Copy beside the destination, then rename: a reader never sees half a model, and a
     # crash leaves only a temporary name behind.
@@ -58,8 +64,7 @@ def copy_atomically(source: Path, final: Path) -> None:
             shutil.copytree(source, temporary)
         else:
             shutil.copyfile(source, temporary)
-            with temporary.open("rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_file(temporary)
         if final.is_dir():
             shutil.rmtree(final)
         os.replace(temporary, final)

@@ -1,12 +1,11 @@
 """Scoring one shard of a batch-inference job: read its rows from storage batch by batch, run the
 serving variant, and stream the scores into a part file under an attempt-unique temporary name.
 Publishing the part (rename to its final name) happens with the shard's done-transaction, in
-workers/tasks.py. Free of Celery and of the database.
+workers/scoring.py. Free of Celery and of the database.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -20,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from farm.artifacts import CHUNK
+from farm.artifacts import fsync_file, sha256_of
 from farm.dataset import Dataset, InputMapping
 from farm.errors import FarmError
 from farm.jobspec import InferOptions
@@ -48,15 +47,13 @@ class ScoredPart:
 
 
 @lru_cache(maxsize=2)
-def serving_runner(
-    path: Path, backend: str, fmt: str, precision: str, runtime: str, outputs: tuple[str, ...]
-) -> Runner:
+def serving_runner(path: Path, backend: str, fmt: str, precision: str, outputs: tuple[str, ...]) -> Runner:
     """A variant loaded once per worker process and kept for the job's next shards."""
-    return all_backends()[backend].load(BuiltVariant(path, fmt, precision, runtime), list(outputs))
+    return all_backends()[backend].load(BuiltVariant(path, fmt, precision, runtime=""), list(outputs))
 
 
 def runner_for(variant: Variant, path: Path, outputs: list[str]) -> Runner:
-    return serving_runner(path, variant.backend, variant.format, variant.precision, "", tuple(outputs))
+    return serving_runner(path, variant.backend, variant.format, variant.precision, tuple(outputs))
 
 
 def score_shard(
@@ -72,27 +69,28 @@ def score_shard(
     dataset = Dataset.from_json(options.dataset)
     inputs = [InputMapping(**item) for item in options.inputs]
     writer: pq.ParquetWriter | None = None
-    pending: list[pa.Table] = []
-    rows = 0
+    pending: list[pa.Table] = []  # scored, not yet written: at most one row group
+    pending_rows = rows = 0
     try:
         for batch in read_shard(dataset, start, stop, options.batch_size, inputs, options.keep):
             if stop_requested():
                 raise Cancelled("cancelled")
             table = output_table(batch, runner(batch.features), options.output_columns)
             pending.append(table)
+            pending_rows += table.num_rows
             rows += table.num_rows
-            if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+            if pending_rows >= ROW_GROUP_ROWS:
                 writer = _write(writer, target, pending)
-                pending = []
+                pending, pending_rows = [], 0
         writer = _write(writer, target, pending)
         writer.close()
-        _fsync(target)
+        fsync_file(target)
     except BaseException:
         if writer is not None:
             writer.close()
         target.unlink(missing_ok=True)
         raise
-    return ScoredPart(target, rows, sha256_file(target), time.perf_counter() - began)
+    return ScoredPart(target, rows, sha256_of(target), time.perf_counter() - began)
 
 
 def _write(writer: pq.ParquetWriter | None, target: Path, tables: list[pa.Table]) -> pq.ParquetWriter:
@@ -120,19 +118,6 @@ def output_table(batch: Batch, outputs: list[np.ndarray], names: list[str]) -> p
     return pa.table(columns)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
 def publish(part: ScoredPart, final: Path) -> None:
     """Move a scored part to its final name: atomic, so a reader sees all of it or none."""
     os.replace(part.path, final)
@@ -146,7 +131,7 @@ def write_manifest(
     manifest = {"job": job_id, "rows": total_rows, "columns": columns, "parts": parts}
     temporary = out / f".{MANIFEST}.{os.getpid()}.tmp"
     temporary.write_text(json.dumps(manifest, indent=1))
-    _fsync(temporary)
+    fsync_file(temporary)
     os.replace(temporary, out / MANIFEST)
     for leftover in out.glob(".part-*.tmp"):
         leftover.unlink(missing_ok=True)

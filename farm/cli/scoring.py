@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -95,7 +96,7 @@ def follow(job_id: str) -> JobView:
     """Show progress until the job ends: a live view on a terminal, one line per change in a pipe."""
     settings = get_settings()
     last = ""
-    with Live(console=console, auto_refresh=False) if console.is_terminal else _NoLive() as live:
+    with Live(console=console, auto_refresh=False) if console.is_terminal else nullcontext() as live:
         while True:
             view = load_job(settings, job_id)
             progress = infer_progress(view.shards)
@@ -109,14 +110,6 @@ def follow(job_id: str) -> JobView:
             time.sleep(POLL_S)
     _print_ending(view, progress)
     return view
-
-
-class _NoLive:
-    def __enter__(self) -> _NoLive:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 def _print_ending(view: JobView, progress: InferProgress) -> None:
