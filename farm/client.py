@@ -184,13 +184,15 @@ def load_job(settings: FarmSettings, job_id: str) -> JobView:
     ensure_schema(settings.database_url)  # a fresh farm has no tables yet: say "no job", not an SQL error
     with session_scope(settings.database_url) as session:
         job = store.get_job(session, job_id)
+        # Tasks before variants: the reads are separate statements that may see different commits, and
+        # a worker records a task's variants before it finishes the task. Read the other way round, a
+        # finished task could show without its last variants.
+        tasks = store.tasks_of(session, job_id)
         variants = store.variants_of(session, job_id)
         benchmarks: dict[int, list[BenchmarkResult]] = {}
         for result in store.benchmarks_of(session, [v.id for v in variants if v.id is not None]):
             benchmarks.setdefault(result.variant_id, []).append(result)
-        return JobView(
-            job, store.tasks_of(session, job_id), variants, benchmarks, shards.shards_of(session, job_id)
-        )
+        return JobView(job, tasks, variants, benchmarks, shards.shards_of(session, job_id))
 
 
 def recent_jobs(settings: FarmSettings, limit: int) -> list[JobView]:
