@@ -1,18 +1,32 @@
-"""The artifact store: a folder (local, or shared storage in a multi-host farm) of content-addressed files.
+"""The artifact store: models, calibration files and variants under keys (``models/<sha256>/model.pb``),
+in a local folder or an object store (``FARM_ARTIFACT_ROOT=s3://bucket/prefix``, any fsspec URL).
 
-Artifacts are named by keys relative to the store's root (``models/<sha256>/model.pb``), so
-every host resolves the same key against its own mount point of the store.
+Writers make a key appear whole or not at all: the folder store copies beside the final name and
+renames; the object store uploads each file with one PUT (atomic on S3) and a folder's completion
+marker last. Readers ask for ``local(key, sha256)``: the folder store's own file, or for an object
+store a download into this host's cache under the artifact's sha256, checked against it, so each
+host fetches each artifact once and every host of a fleet resolves the same key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import uuid
-from pathlib import Path
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from farm.errors import FarmError, ServiceUnavailableError, ToolchainMissingError, UsageError, first_line
+
+if TYPE_CHECKING:
+    from farm.settings import FarmSettings
 
 CHUNK = 1 << 20
+FOLDER_MARKER = ".farm-complete"  # written last into an uploaded folder: the folder is whole
 
 
 def sha256_of(path: Path) -> str:
@@ -29,23 +43,168 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-class ArtifactStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+def is_url(location: str) -> bool:
+    return "://" in location
 
-    def path(self, key: str) -> Path:
-        return self.root / key
+
+def open_store(settings: FarmSettings) -> ArtifactStore:
+    """The store ``FARM_ARTIFACT_ROOT`` names: a folder, or an object store by URL."""
+    root = settings.artifact_root
+    if is_url(root):
+        return ObjectStore(root, settings.cache_dir / "artifacts")
+    return FolderStore(Path(root))
+
+
+class ArtifactStore(ABC):
+    location: str
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def put(self, source: Path, key: str) -> str:
+        """Store a file or folder under ``key``; readers see all of it or none of it."""
+
+    @abstractmethod
+    def local(self, key: str, sha256: str) -> Path:
+        """A path on this host holding the artifact, to read (never to write)."""
 
     def put_model(self, source: Path, sha256: str) -> str:
         """Store a submitted model (file or folder) under its sha256; a second put is free."""
         key = f"models/{sha256}/{source.name}"
-        if not self.path(key).exists():
-            copy_atomically(source, self.path(key))
+        if not self.exists(key):
+            self.put(source, key)
         return key
 
-    def put_file(self, source: Path, key: str) -> str:
+    def copy_out(self, key: str, sha256: str, target: Path) -> None:
+        copy_atomically(self.local(key, sha256), target)
+
+
+class FolderStore(ArtifactStore):
+    """A folder: local, or shared storage mounted at the same key layout on every host."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = str(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / checked_key(key)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def put(self, source: Path, key: str) -> str:
         copy_atomically(source, self.path(key))
         return key
+
+    def local(self, key: str, sha256: str) -> Path:
+        return self.path(key)
+
+
+class ObjectStore(ArtifactStore):
+    """An object store through fsspec (``s3://`` needs ``farm[s3]``). The standard variables
+    (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...) configure it as they do every S3 tool."""
+
+    def __init__(self, url: str, cache: Path) -> None:
+        self.location = url.rstrip("/")
+        self.cache = cache
+        self.fs, self.root = _filesystem(self.location)
+
+    def _remote(self, key: str) -> str:
+        return f"{self.root}/{checked_key(key)}"
+
+    def exists(self, key: str) -> bool:
+        remote = self._remote(key)
+        with self._errors(key):
+            self.fs.invalidate_cache()  # another host may have written it since this process listed
+            return self._is_file(remote) or self._is_file(f"{remote}/{FOLDER_MARKER}")
+
+    def put(self, source: Path, key: str) -> str:
+        remote = self._remote(key)
+        with self._errors(key):
+            if not source.is_dir():
+                self.fs.put_file(str(source), remote)
+                return key
+            for file in sorted(p for p in source.rglob("*") if p.is_file()):
+                self.fs.put_file(str(file), f"{remote}/{file.relative_to(source).as_posix()}")
+            self.fs.pipe_file(f"{remote}/{FOLDER_MARKER}", b"")
+        return key
+
+    def local(self, key: str, sha256: str) -> Path:
+        cached = self.cache / sha256 / PurePosixPath(checked_key(key)).name
+        if cached.exists():
+            return cached
+        staging = self.cache / f".{sha256}.{uuid.uuid4().hex}.tmp"
+        try:
+            self._download(key, staging / cached.name)
+            if sha256_of(staging / cached.name) != sha256:
+                raise FarmError(f"artifact {key} in {self.location} does not match its sha256 {sha256[:12]}")
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # another process of this host won the race: same bytes
+                os.replace(staging / cached.name, cached)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return cached
+
+    def _download(self, key: str, target: Path) -> None:
+        remote = self._remote(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._errors(key):
+            if self._is_file(remote):
+                self.fs.get_file(remote, str(target))
+                return
+            if not self._is_file(f"{remote}/{FOLDER_MARKER}"):
+                raise FileNotFoundError(remote)
+            for name in self.fs.find(remote):
+                relative = PurePosixPath(name).relative_to(remote)
+                if relative.name != FOLDER_MARKER:
+                    (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                    self.fs.get_file(name, str(target / relative))
+
+    def _is_file(self, remote: str) -> bool:
+        # Not fs.isfile: it answers False when the store cannot be reached at all.
+        try:
+            return bool(self.fs.info(remote)["type"] == "file")
+        except FileNotFoundError:
+            return False
+
+    @contextlib.contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        """The object store's failures as farm's: a missing key is the caller's problem; anything
+        else (connection, credentials, throttling) is the store being unavailable, and retried."""
+        try:
+            yield
+        except FarmError:
+            raise
+        except FileNotFoundError as exc:
+            raise FarmError(f"artifact {key} is not in {self.location}") from exc
+        except Exception as exc:  # botocore, aiohttp and OSError subclasses: no common base to name
+            raise ServiceUnavailableError(
+                f"artifact store {self.location} failed on {key}: {first_line(exc)}"
+            ) from exc
+
+
+def _filesystem(url: str) -> tuple[Any, str]:
+    import fsspec  # imported on first use: the CLI's import cost stays low
+
+    try:
+        # A fresh instance: fsspec would otherwise hand back one made under other AWS_* variables.
+        fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
+    except ImportError as exc:
+        raise ToolchainMissingError(
+            f"FARM_ARTIFACT_ROOT {url} needs {exc.name or 's3fs'}: pip install 'farm[s3]'"
+        ) from exc
+    except ValueError as exc:
+        raise UsageError(f"FARM_ARTIFACT_ROOT {url}: {first_line(exc)}") from exc
+    return fs, root.rstrip("/")
+
+
+def checked_key(key: str) -> str:
+    """A key stays inside the store: relative, and no ``..`` (keys carry user-given file names)."""
+    parts = PurePosixPath(key).parts
+    if not parts or PurePosixPath(key).is_absolute() or ".." in parts or "\\" in key:
+        raise UsageError(f"artifact key {key!r} would leave the artifact store")
+    return key
 
 
 def fsync_file(path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from celery import Celery
@@ -13,7 +13,7 @@ from celery import Celery
 from db import shards, store
 from db.engine import ensure_schema, session_scope
 from db.models import BenchmarkResult, Job, Shard, Task, TaskKind, TaskState, Variant, utcnow
-from farm.artifacts import ArtifactStore, copy_atomically, sha256_of
+from farm.artifacts import ArtifactStore, open_store, sha256_of
 from farm.cluster import require_broker
 from farm.errors import FarmError, ServiceUnavailableError, UsageError, first_line
 from farm.jobspec import ConvertOptions
@@ -56,7 +56,7 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     _check_sample_files(asked)
     require_broker(settings)
     ensure_schema(settings.database_url)
-    artifacts = ArtifactStore(settings.artifact_root)
+    artifacts = open_store(settings)
     sha256 = sha256_of(model)
     model_key = artifacts.put_model(model, sha256)
     options = ConvertOptions(
@@ -113,7 +113,7 @@ def _stored_samples(artifacts: ArtifactStore, kind: str, path: Path | None) -> d
     sha256 = sha256_of(path)
     folder = "calibration" if kind == "calib" else "evaluation"
     return {
-        f"{kind}_key": artifacts.put_file(path, f"{folder}/{sha256}/{path.name}"),
+        f"{kind}_key": artifacts.put(path, f"{folder}/{sha256}/{path.name}"),
         f"{kind}_sha256": sha256,
     }
 
@@ -235,12 +235,12 @@ def copy_artifacts(
         raise FarmError(f"job {view.job.id} has no variants yet (state: {view.state.value})")
     chosen = [v for v in built if v.passed or include_failed]  # a failed variant never serves
     left = [v for v in built if not (v.passed or include_failed)]
-    artifacts = ArtifactStore(settings.artifact_root)
+    artifacts = open_store(settings)
     target.mkdir(parents=True, exist_ok=True)
     copied = []
     for variant in chosen:
-        source = artifacts.path(variant.artifact_key)
-        name = f"{view.job.id}-{variant.hardware}-{variant.backend}-{variant.precision}{source.suffix}"
-        copy_atomically(source, target / name)
+        suffix = PurePosixPath(variant.artifact_key).suffix
+        name = f"{view.job.id}-{variant.hardware}-{variant.backend}-{variant.precision}{suffix}"
+        artifacts.copy_out(variant.artifact_key, variant.sha256, target / name)
         copied.append(target / name)
     return copied, left

@@ -28,7 +28,11 @@ class FarmSettings(BaseSettings):
     home: Path = Field(default=Path(".farm"), description="State folder: database, pids, logs, artifacts.")
     broker_url: str = f"redis://127.0.0.1:{DEFAULT_BROKER_PORT}/0"
     database_url: str = Field(default="", description="Empty means SQLite at <home>/farm.db.")
-    artifact_root: Path = Field(default=Path(""), description="Empty means <home>/artifacts.")
+    artifact_root: str = Field(
+        default="",
+        description="A folder, or an object store URL (s3://bucket/prefix, needs farm[s3]); "
+        "empty means <home>/artifacts.",
+    )
     worker_concurrency: int = Field(default=1, ge=1)
     task_time_limit_s: int = Field(default=3600, ge=10, description="Hard limit for one task.")
     task_soft_time_limit_s: int = Field(default=0, ge=0, description="0 means 90% of the hard limit.")
@@ -64,9 +68,10 @@ class FarmSettings(BaseSettings):
         self.home = self.home.expanduser().absolute()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'farm.db'}"
-        if self.artifact_root == Path(""):
-            self.artifact_root = self.home / "artifacts"
-        self.artifact_root = self.artifact_root.expanduser().absolute()
+        if not self.artifact_root:
+            self.artifact_root = str(self.home / "artifacts")
+        if "://" not in self.artifact_root:  # a folder; a URL is used as given
+            self.artifact_root = str(Path(self.artifact_root).expanduser().absolute())
         if self.bench_lock == Path(""):
             self.bench_lock = self.home / "run" / "benchmark.lock"
         if self.cache_dir == Path(""):

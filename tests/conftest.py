@@ -12,8 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -58,6 +60,51 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pytest.fail("redis-server did not start")
             time.sleep(0.1)
     yield url
+    process.terminate()
+    process.wait(10)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3-compatible server (moto in server mode) on a free port, with one bucket."""
+
+    endpoint: str
+    bucket: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables, as any S3 tool (and farm) reads them."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "farm-test",
+            "AWS_SECRET_ACCESS_KEY": "farm-test-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def url(self, prefix: str) -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    port = free_port()
+    log = (tmp_path_factory.mktemp("s3") / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+    )
+    server = S3Server(f"http://127.0.0.1:{port}", "farm-artifacts")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the S3 server did not start: {Path(log.name).read_text()[-2000:]}")
+            time.sleep(0.2)
+    urllib.request.urlopen(urllib.request.Request(f"{server.endpoint}/{server.bucket}", method="PUT"))
+    yield server
     process.terminate()
     process.wait(10)
 
@@ -132,9 +179,13 @@ class Farm:
             timeout=timeout,
         )
 
-    def start_worker(self, hardware: str = "cpu") -> subprocess.Popen:
-        """A real `farm worker` process serving ``hardware`` (one class, or several: "cpu,arm")."""
-        log = (Path(self.env["FARM_HOME"]) / f"worker-{len(self.workers)}.log").open("wb")
+    def start_worker(self, hardware: str = "cpu", env: dict[str, str] | None = None) -> subprocess.Popen:
+        """A real `farm worker` process serving ``hardware`` (one class, or several: "cpu,arm"),
+        in the farm's environment or ``env`` (a worker standing for another host)."""
+        env = env or self.env
+        home = Path(env["FARM_HOME"])
+        home.mkdir(parents=True, exist_ok=True)
+        log = (home / f"worker-{len(self.workers)}.log").open("wb")
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -146,7 +197,7 @@ class Farm:
                 "--name",
                 f"{hardware.replace(',', '-')}-{uuid.uuid4().hex[:6]}@%h",
             ],
-            env=self.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

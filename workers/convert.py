@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from farm.artifacts import ArtifactStore, sha256_of
-from farm.calibfile import read_samples
+from farm.artifacts import open_store, sha256_of
+from farm.calibfile import SampleFile, read_samples
 from farm.jobspec import ConvertOptions
 from farm.locks import file_lock
 from farm.modelfile import ModelFormat, TensorArg
@@ -116,24 +116,27 @@ class VariantBuilder:
         self.request = request
         self.settings = settings
         self.workdir = workdir
-        self.store = ArtifactStore(settings.artifact_root)
+        self.store = open_store(settings)
 
     @cached_property
     def source(self) -> SourceModel:
         r = self.request
-        path = self.store.path(r.model_key)
+        path = self.store.local(r.model_key, r.model_sha256)
         return loaded_source(r.model_sha256, path, r.model_format, tuple(r.inputs), tuple(r.outputs))
 
     @cached_property
     def calibration(self) -> Calibration:
         options = self.request.options
-        calib = None if options.calib_key is None else read_samples(self.store.path(options.calib_key))
-        evaluation = (
-            None if options.eval_key is None else read_samples(self.store.path(options.eval_key), "--eval")
-        )
+        calib = self._samples(options.calib_key, options.calib_sha256, "--calib")
+        evaluation = self._samples(options.eval_key, options.eval_sha256, "--eval")
         return make_calibration(
             self.source.inputs, calib, evaluation, self.settings.calib_samples, self.settings.verify_samples
         )
+
+    def _samples(self, key: str | None, sha256: str | None, flag: str) -> SampleFile | None:
+        if key is None or sha256 is None:
+            return None
+        return read_samples(self.store.local(key, sha256), flag)
 
     @cached_property
     def expected_outputs(self) -> list[np.ndarray]:
@@ -190,7 +193,7 @@ class VariantBuilder:
             return self.request.model_key  # the native baseline is the submitted model itself
         r = self.request
         key = f"variants/{r.job_id}/{r.hardware}/{planned.backend}-{planned.precision}/{built.path.name}"
-        return self.store.put_file(built.path, key)
+        return self.store.put(built.path, key)
 
 
 def verify_variant(

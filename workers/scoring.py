@@ -18,7 +18,7 @@ from sqlmodel import Session
 from db import shards, store
 from db.engine import session_scope
 from db.models import Job, Shard, ShardState, Variant
-from farm.artifacts import ArtifactStore
+from farm.artifacts import open_store
 from farm.jobspec import InferOptions
 from farm.output import ROW_COLUMN, part_name, temporary_part
 from farm.settings import FarmSettings, get_settings
@@ -83,9 +83,8 @@ def _score(
     out = Path(options.out)
     _remove_dead_attempts(out, shard.index, lease)
     target = temporary_part(out, shard.index, lease)
-    runner = runner_for(
-        variant, ArtifactStore(settings.artifact_root).path(variant.artifact_key), options.outputs
-    )
+    model = open_store(settings).local(variant.artifact_key, variant.sha256)
+    runner = runner_for(variant, model, options.outputs)
     try:
         part = score_shard(options, shard.start, shard.stop, target, runner, CancelWatch(settings, job.id))
     except Cancelled:

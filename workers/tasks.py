@@ -12,7 +12,7 @@ from sqlmodel import Session
 from db import store
 from db.engine import session_scope
 from db.models import BenchmarkResult, Task, TaskState, Variant
-from farm.artifacts import ArtifactStore
+from farm.artifacts import open_store
 from farm.errors import ConversionError
 from farm.jobspec import ConvertOptions
 from farm.modelfile import ModelFormat, TensorArg
@@ -78,12 +78,12 @@ def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> 
 
 def _already_recorded(settings: FarmSettings, task: Task, planned: PlannedVariant, force: bool) -> bool:
     """True when this task holds the variant already, or the cache had it and it was reused."""
-    artifacts = ArtifactStore(settings.artifact_root)
+    artifacts = open_store(settings)
     with session_scope(settings.database_url) as session:
         if planned.cache_key in store.task_cache_keys(session, task.id):
             return True
         cached = None if force else store.cached_variant(session, planned.cache_key)
-        if cached is None or not artifacts.path(cached.artifact_key).exists():
+        if cached is None or not artifacts.exists(cached.artifact_key):
             return False
         store.reuse_variant(session, cached, task)
         log.info("reused cached %s %s variant %s", planned.backend, planned.precision, cached.id)

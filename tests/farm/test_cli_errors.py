@@ -20,7 +20,7 @@ def _assert_nothing_written(farm: Farm) -> None:
     if inspect(engine).has_table("job"):
         with engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT count(*) FROM job").scalar() == 0
-    models = farm.settings.artifact_root / "models"
+    models = Path(farm.settings.artifact_root) / "models"
     assert not models.exists() or not any(models.iterdir())
 
 

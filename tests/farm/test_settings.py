@@ -20,7 +20,7 @@ def test_defaults_are_local_and_under_the_state_folder(tmp_path: Path) -> None:
     home = tmp_path / ".farm"
     assert settings.home == home
     assert settings.database_url == f"sqlite:///{home / 'farm.db'}"
-    assert settings.artifact_root == home / "artifacts"
+    assert settings.artifact_root == str(home / "artifacts")
     assert settings.broker_url == f"redis://127.0.0.1:{DEFAULT_BROKER_PORT}/0"
     assert settings.worker_concurrency == 1
 
@@ -32,7 +32,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("FARM_TASK_TIME_LIMIT_S", "100")
     settings = FarmSettings()
     assert settings.database_url == "postgresql+psycopg://u@db/farm"
-    assert settings.artifact_root == tmp_path / "state" / "artifacts"
+    assert settings.artifact_root == str(tmp_path / "state" / "artifacts")
     assert settings.worker_concurrency == 4
     assert settings.task_soft_time_limit_s == 90
     assert settings.visibility_timeout_s > settings.task_time_limit_s

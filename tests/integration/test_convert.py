@@ -72,7 +72,7 @@ def test_every_format_converts_to_a_verified_cpu_variant(farm: Farm, sample_mode
     for variant in (v for v in variants if v.backend == "cpu"):
         assert variant.passed and (variant.format, variant.precision) == ("onnx", "fp32")
         assert variant.max_abs_error < 1e-4 and variant.nan_count == variant.inf_count == 0
-        artifact = farm.settings.artifact_root / variant.artifact_key
+        artifact = Path(farm.settings.artifact_root) / variant.artifact_key
         assert sha256_of(artifact) == variant.sha256
         assert artifact.stat().st_size == variant.size_bytes
         np.testing.assert_allclose(_onnx_outputs(artifact), expected, atol=1e-5, rtol=1e-4)

@@ -20,7 +20,7 @@ from sqlmodel import select
 from db import shards
 from db.engine import session_scope
 from db.models import Job, Shard, ShardState, TaskState, Variant
-from farm.artifacts import sha256_of
+from farm.artifacts import open_store, sha256_of
 from farm.jobspec import InferOptions
 from farm.output import MANIFEST, owner_of
 from tests.conftest import Farm
@@ -79,7 +79,8 @@ def direct_scores(farm: Farm, job_id: str, hardware: str, data: Path) -> np.ndar
     with session_scope(farm.settings.database_url) as session:
         options = InferOptions.from_json(session.get_one(Job, job_id).options)
         variant = session.get_one(Variant, options.variants[hardware])
-    session_ = ort.InferenceSession(str(farm.settings.artifact_root / variant.artifact_key))
+    model = open_store(farm.settings).local(variant.artifact_key, variant.sha256)
+    session_ = ort.InferenceSession(str(model))
     features = np.stack([pq.read_table(data).column(c).to_numpy() for c in FEATURES], axis=1)
     return session_.run(["probabilities"], {"features": features})[0]
 
