@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import redis
 
 from farm.errors import ServiceUnavailableError
-from farm.settings import FarmSettings
+from farm.settings import FarmSettings, redacted
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -65,8 +66,8 @@ def ping_broker(settings: FarmSettings, timeout_s: float = 1.0) -> bool:
 def require_broker(settings: FarmSettings) -> None:
     if not ping_broker(settings):
         raise ServiceUnavailableError(
-            f"cannot reach the broker at {settings.broker_url}: start the local farm with `farm up` "
-            "or point FARM_BROKER_URL at a running Redis"
+            f"cannot reach the broker at {redacted(settings.broker_url)}: start the local farm with "
+            "`farm up` or point FARM_BROKER_URL at a running Redis"
         )
 
 
@@ -83,6 +84,15 @@ def redis_command(settings: FarmSettings) -> list[str]:
         "--maxmemory-policy", "noeviction",  # never drop queued messages under memory pressure
         "--daemonize", "no",
     ]  # fmt: skip
+
+
+def port_is_free(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
 
 
 def worker_command(hardware: str) -> list[str]:
@@ -102,8 +112,11 @@ class LocalFarm:
         names = sorted(path.stem for path in self.run_dir.glob("*.pid")) if self.run_dir.is_dir() else []
         return [self.component(name) for name in names]
 
-    def start(self, name: str, command: list[str]) -> tuple[Component, bool]:
-        """Start ``command`` as ``name`` unless it runs already; returns it and whether it started."""
+    def start(
+        self, name: str, command: list[str], env: dict[str, str] | None = None
+    ) -> tuple[Component, bool]:
+        """Start ``command`` as ``name`` (``env`` added to this environment) unless it runs already;
+        returns it and whether it started."""
         current = self.component(name)
         if current.running:
             return current, False
@@ -116,6 +129,7 @@ class LocalFarm:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env={**os.environ, **(env or {})},
             )
         self._pid_file(name).write_text(f"{process.pid} {_start_time(process.pid)}\n")
         return Component(name, process.pid, current.log), True
@@ -125,15 +139,15 @@ class LocalFarm:
             # Another farm's Redis (or a system one) on our port: sharing it would let that farm's
             # workers take this farm's messages, and answer them from another job store.
             raise ServiceUnavailableError(
-                f"a Redis this farm did not start already answers on {self.settings.broker_url} (another "
-                "FARM_HOME's farm?): stop it, or point FARM_BROKER_URL at another port"
+                f"a Redis this farm did not start already answers on {redacted(self.settings.broker_url)} "
+                "(another FARM_HOME's farm?): stop it, or point FARM_BROKER_URL at another port"
             )
         component, started = self.start("redis", redis_command(self.settings))
         deadline = time.monotonic() + wait_s
         while not ping_broker(self.settings, timeout_s=0.5):
             if time.monotonic() > deadline or not self.component("redis").running:
                 raise ServiceUnavailableError(
-                    f"redis did not start on {self.settings.broker_url}: see {component.log}"
+                    f"redis did not start on {redacted(self.settings.broker_url)}: see {component.log}"
                 )
             time.sleep(0.1)
         return component, started

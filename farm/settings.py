@@ -10,8 +10,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -59,6 +60,10 @@ class FarmSettings(BaseSettings):
         description="Host-wide lock held while timing, so workers sharing a host never time each other; "
         "every worker of a host must name the same local file. Empty: <home>/run/benchmark.lock.",
     )
+    flower_address: str = Field(default="127.0.0.1", description="Where `farm flower` and `farm up` serve.")
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_user: str = Field(default="", description="Flower basic auth; required off loopback.")
+    flower_password: SecretStr = Field(default=SecretStr(""))
     cache_dir: Path = Field(
         default=Path(""), description="Worker-local caches (TensorRT timing); empty: <home>/cache."
     )
@@ -102,3 +107,11 @@ class FarmSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> FarmSettings:
     return FarmSettings()
+
+
+def redacted(url: str) -> str:
+    """A service URL fit to print or log: its password replaced."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))

@@ -15,3 +15,7 @@ def queue_for(hardware: str) -> str:
 def worker_name(hardware: list[str]) -> str:
     # Celery expands %h to the host name: cpu@host, or cpu+arm@host for a multi-queue worker.
     return "+".join(hardware) + "@%h"
+
+
+# The remote-control command every farm worker answers for `farm workers` (workers/control.py).
+FLEET_INFO_COMMAND = "farm_info"

@@ -151,6 +151,7 @@ def farm_environment(home: Path, broker_url: str, database_url: str) -> dict[str
         FARM_CALIB_SAMPLES="8",
         FARM_VERIFY_SAMPLES="8",
         FARM_CONFIG=str(home / "absent.toml"),
+        FARM_FLOWER_PORT=str(free_port()),  # `farm up` starts Flower: never on a port another test holds
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     return env

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import Abort, Exit, TyperException
 
-from farm.cli import cluster, jobs, report, scoring, submit
+from farm.cli import cluster, fleet, jobs, report, scoring, submit
 from farm.errors import FarmError, first_line
 
 INTERNAL_ERROR_EXIT = 70
@@ -25,6 +25,8 @@ app = typer.Typer(
 app.command()(cluster.up)
 app.command()(cluster.down)
 app.command()(cluster.worker)
+app.command()(fleet.workers)
+app.command()(fleet.flower)
 app.add_typer(submit.app, name="submit")
 app.command("jobs")(jobs.list_jobs)
 app.command()(jobs.status)

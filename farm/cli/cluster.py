@@ -11,9 +11,10 @@ from rich.table import Table
 from db.engine import upgrade_schema
 from farm.cli.render import console
 from farm.client import live_queues
-from farm.cluster import LocalFarm, broker_is_local, worker_command
+from farm.cluster import LocalFarm, broker_is_local, port_is_free, worker_command
 from farm.errors import ToolchainMissingError, UsageError
-from farm.settings import get_settings
+from farm.monitor import flower_command
+from farm.settings import get_settings, redacted
 from farm.targets import hardware_classes, parse_hardware_list
 from queues.app import app
 from queues.names import queue_for, worker_name
@@ -30,9 +31,11 @@ def up(
         "--hw",
         help="Workers to start, e.g. cpu,arm,fpga (arm and fpga emulate on x86); auto detects.",
     ),
-    workers: bool = typer.Option(True, "--workers/--no-workers", help="--no-workers: start only Redis."),
+    workers: bool = typer.Option(
+        True, "--workers/--no-workers", help="--no-workers: start only Redis (no workers, no Flower)."
+    ),
 ) -> None:
-    """Start the local farm in the background: Redis plus one worker per hardware class."""
+    """Start the local farm in the background: Redis, one worker per hardware class, and Flower."""
     settings = get_settings()
     farm = LocalFarm(settings)
     if status:
@@ -42,7 +45,7 @@ def up(
         component, started = farm.start_redis()
         console.print(f"redis   {'started' if started else 'already running'} (pid {component.pid})")
     else:
-        console.print(f"redis   not started here: the broker is {settings.broker_url}")
+        console.print(f"redis   not started here: the broker is {redacted(settings.broker_url)}")
     upgrade_schema(settings.database_url)
     for hardware in _servable_hardware(hw) if workers else []:
         component, started = farm.start(f"worker-{hardware}", worker_command(hardware))
@@ -50,7 +53,26 @@ def up(
             f"{hardware:7} worker {'started' if started else 'already running'} (pid {component.pid})"
         )
         _wait_until_consuming(farm, hardware)
+    if workers:
+        _start_flower(farm)
     console.print(f"state in {settings.home}; stop with `farm down`")
+
+
+def _start_flower(farm: LocalFarm) -> None:
+    """Flower beside the local farm when farm[monitor] is installed and its port is free."""
+    settings = farm.settings
+    address, port = settings.flower_address, settings.flower_port
+    try:
+        command, env = flower_command(settings, address, port)
+    except ToolchainMissingError:
+        console.print("flower  not started: pip install 'farm[monitor]' for the dashboard")
+        return
+    if not farm.component("flower").running and not port_is_free(address, port):
+        console.print(f"flower  not started: {address}:{port} is taken (set FARM_FLOWER_PORT)")
+        return
+    component, started = farm.start("flower", command, env)
+    state = "started" if started else "already running"
+    console.print(f"flower  {state} (pid {component.pid}): http://{address}:{port}")
 
 
 def _servable_hardware(text: str) -> list[str]:
@@ -82,7 +104,8 @@ def _show_status(farm: LocalFarm) -> None:
         state = "[green]running[/]" if component.running else "[red]stopped[/]"
         table.add_row(component.name, state, str(component.pid or "-"), str(component.log))
     console.print(table if table.row_count else "nothing started by `farm up` here")
-    console.print(f"broker {farm.settings.broker_url}\ndatabase {farm.settings.database_url}")
+    settings = farm.settings
+    console.print(f"broker {redacted(settings.broker_url)}\ndatabase {redacted(settings.database_url)}")
 
 
 def down() -> None:
@@ -104,6 +127,9 @@ def worker(
     _refuse_without_toolchain(hardware)
     upgrade_schema(settings.database_url)
     import workers.tasks  # noqa: F401  (registers the task bodies)
+    from workers.control import describe_worker  # registers the answer to `farm workers`
+
+    describe_worker(hardware)
 
     app.worker_main(
         [

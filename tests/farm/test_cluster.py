@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ def test_up_is_idempotent_and_down_stops_what_up_started(tmp_path: Path) -> None
         assert first.returncode == 0, first.stderr
         assert "redis   started" in first.stdout and "cpu     worker started" in first.stdout
         assert "not consuming" not in first.stdout  # `up` waited until the worker took its queue
+        flower = f"http://127.0.0.1:{farm.env['FARM_FLOWER_PORT']}"
+        assert "flower  started" in first.stdout and flower in first.stdout
         assert redis.Redis.from_url(broker).ping()
         assert (farm.settings.home / "redis" / "appendonlydir").is_dir()  # persistence is on
 
@@ -37,14 +40,17 @@ def test_up_is_idempotent_and_down_stops_what_up_started(tmp_path: Path) -> None
         assert "redis   already running" in again.stdout and "worker already running" in again.stdout
         redis_only = farm.cli("up", "--no-workers")
         assert "redis   already running" in redis_only.stdout and "worker" not in redis_only.stdout
+        assert "flower" not in redis_only.stdout
 
         status = farm.cli("up", "--status")
-        assert status.stdout.count("running") == 2 and "worker-cpu" in status.stdout
+        assert status.stdout.count("running") == 3 and "worker-cpu" in status.stdout
         pids = [c.pid for c in LocalFarm(farm.settings).components()]
-        assert len(pids) == 2 and all(pids)
+        assert len(pids) == 3 and all(pids)
+        with urllib.request.urlopen(f"{flower}/healthcheck", timeout=10) as response:
+            assert response.read() == b"OK"
     finally:
         down = farm.cli("down", timeout=120)
-    assert down.returncode == 0 and "stopped worker-cpu, redis" in down.stdout
+    assert down.returncode == 0 and "stopped flower, worker-cpu, redis" in down.stdout
     assert not any(_pid_alive(pid) for pid in pids if pid)
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(broker, socket_connect_timeout=0.5).ping()

@@ -1,0 +1,45 @@
+"""The worker's answer to `farm workers`: what it serves, with which toolchains, doing what.
+
+One remote-control command, so the client asks the whole fleet in a single broadcast instead of
+one round trip each for stats, queues and active tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from importlib.metadata import version
+from typing import Any
+
+from celery.worker import state as worker_state
+from celery.worker.control import inspect_command
+
+from queues.names import FLEET_INFO_COMMAND
+from workers.backends import get_backend
+
+_identity: dict[str, Any] = {}
+
+
+def describe_worker(hardware: list[str]) -> None:
+    """Once, in `farm worker` before it starts consuming: toolchains are probed here, not per ask."""
+    _identity.update(
+        hardware=hardware,
+        toolchains={name: get_backend(name).toolchain() for name in hardware},
+        farm_version=version("farm"),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+
+
+@inspect_command(name=FLEET_INFO_COMMAND)  # type: ignore[misc]
+def farm_info(state: Any) -> dict[str, Any]:
+    consumer = state.consumer
+    return {
+        **_identity,
+        "queues": sorted(queue.name for queue in consumer.task_consumer.queues),
+        "concurrency": consumer.pool.num_processes,
+        "active": [
+            {"id": request.id, "name": request.name, "args": request.args, "started": request.time_start}
+            for request in worker_state.active_requests
+        ],
+    }
