@@ -68,19 +68,28 @@ def job_state(tasks: Sequence[Task]) -> TaskState:
 
 
 def claim_task(session: Session, task_id: str, worker: str) -> tuple[Job, Task] | None:
-    """Mark a task running and count the attempt; None when it already finished (a redelivery)."""
-    task = session.exec(select(Task).where(Task.id == task_id).with_for_update()).one_or_none()
+    """Mark a task running and count the attempt; None when it already finished (a redelivery).
+
+    One conditional UPDATE, not read-then-write: two deliveries claiming at once (SQLite ignores
+    FOR UPDATE) each count their attempt, and neither claims a task the other has finished.
+    """
+    unfinished = [state.value for state in TaskState if not state.finished]
+    claim = (
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.state).in_(unfinished))
+        .values(
+            state=TaskState.RUNNING.value,
+            attempts=Task.attempts + 1,
+            worker=worker,
+            started_at=utcnow(),
+            error=None,
+        )
+    )
+    claimed = session.exec(claim).rowcount == 1  # type: ignore[call-overload]
+    task = session.get(Task, task_id, populate_existing=True)
     if task is None:
         raise NotFoundError(f"no task {task_id!r}")
-    if TaskState(task.state).finished:
-        return None
-    task.state = TaskState.RUNNING
-    task.attempts += 1
-    task.worker = worker
-    task.started_at = utcnow()
-    task.error = None
-    session.add(task)
-    return get_job(session, task.job_id), task
+    return (get_job(session, task.job_id), task) if claimed else None
 
 
 def finish_task(

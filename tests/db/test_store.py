@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -10,7 +13,7 @@ from sqlmodel import SQLModel
 
 from db import store
 from db.engine import HEAD_REVISION, MIGRATIONS, get_engine, schema_revision, session_scope, upgrade_schema
-from db.models import BenchmarkResult, Job, TaskState, Variant
+from db.models import BenchmarkResult, Job, Task, TaskState, Variant
 
 
 def test_migrations_create_exactly_the_model_tables(database_url: str) -> None:
@@ -122,3 +125,33 @@ def test_job_lifecycle(database_url: str) -> None:
         assert loaded.inputs == [{"name": "a:0", "shape": [None, 3]}]
         assert loaded.created_at.tzinfo is not None
         assert [j.id for j in store.recent_jobs(session, 5)] == [job.id]
+
+
+def test_concurrent_deliveries_of_one_jobs_tasks_lose_no_update(database_url: str) -> None:
+    """Workers racing on one job (each task delivered twice at once, as a redelivery can): every
+    claim counts an attempt, a finished task is never claimed again, and every finish lands."""
+    upgrade_schema(database_url)
+    hardware = ["cpu", "arm", "fpga", "gpu"]
+    with session_scope(database_url) as session:
+        task_ids = [t.id for t in store.create_job(session, _job(), hardware, "convert")]
+    deliveries = [task_id for task_id in task_ids for _ in range(2)]
+    start = threading.Barrier(len(deliveries))
+    claims: list[str] = []
+
+    def deliver(task_id: str, worker: str) -> None:
+        start.wait()
+        with session_scope(database_url) as session:
+            claimed = store.claim_task(session, task_id, worker)
+        if claimed is not None:
+            claims.append(task_id)
+            with session_scope(database_url) as session:
+                store.finish_task(session, task_id, TaskState.SUCCEEDED)
+
+    with ThreadPoolExecutor(len(deliveries)) as pool:
+        for future in [pool.submit(deliver, t, f"w{i}") for i, t in enumerate(deliveries)]:
+            future.result()
+    with session_scope(database_url) as session:
+        tasks = store.tasks_of(session, session.get_one(Task, task_ids[0]).job_id)
+    assert {t.state for t in tasks} == {TaskState.SUCCEEDED}
+    assert {t.id: t.attempts for t in tasks} == {t: claims.count(t) for t in task_ids}
+    assert all(1 <= t.attempts <= 2 and t.finished_at is not None for t in tasks)
