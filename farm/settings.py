@@ -37,6 +37,13 @@ class FarmSettings(BaseSettings):
     worker_concurrency: int = Field(default=1, ge=1)
     task_time_limit_s: int = Field(default=3600, ge=10, description="Hard limit for one task.")
     task_soft_time_limit_s: int = Field(default=0, ge=0, description="0 means 90% of the hard limit.")
+    worker_soft_shutdown_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="On a cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as containers "
+        "and systemd units run workers) running tasks get this long to finish before they are handed "
+        "back; a stop grace period must be longer.",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Deliveries of one task before it is failed.")
     worker_probe_timeout_s: float = Field(default=1.0, gt=0, description="How long status waits for pings.")
     verify_samples: int = Field(default=16, ge=1, description="Synthetic verification samples (no --calib).")

@@ -33,6 +33,7 @@ def make_app(settings: FarmSettings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_soft_shutdown_timeout=settings.worker_soft_shutdown_s,
         worker_hijack_root_logger=False,
         task_default_queue="cpu",
         task_create_missing_queues=True,
