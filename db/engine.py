@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
 from farm.errors import ServiceUnavailableError, first_line
@@ -97,15 +97,14 @@ def ensure_schema(url: str) -> None:
 
 
 def schema_revision(url: str) -> str | None:
+    """The database's migration, or None for a database without farm's tables yet."""
     try:
         with get_engine(url).connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except OperationalError as exc:
-        if "alembic_version" in str(exc):  # SQLite: a fresh database has no tables yet
-            return None
         raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
-    except ProgrammingError:  # PostgreSQL: no such table yet
-        return None
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from farm.jobspec import ConvertOptions
 from farm.modelfile import TensorArg, detect_format
 from farm.settings import FarmSettings
 from farm.targets import NATIVE, TARGETS, parse_hardware_list, parse_precisions
+from queues.app import broker_errors
 from queues.names import CONVERT_TASK, queue_for
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def _send(settings: FarmSettings, app: Celery, tasks: list[Task], model_key: str
             task.celery_id = app.send_task(
                 CONVERT_TASK, args=[task.id, model_key], queue=queue_for(task.hardware)
             ).id
-        except Exception as exc:  # the broker went away between the check and the send
+        except broker_errors(app) as exc:  # the broker went away between the check and the send
             error = exc
             break
     with session_scope(settings.database_url) as session:
@@ -144,7 +145,7 @@ def live_queues(app: Celery, timeout_s: float) -> set[str] | None:
     """Queues some live worker consumes; None when the broker cannot be asked."""
     try:
         replies = app.control.inspect(timeout=timeout_s).active_queues() or {}
-    except Exception:
+    except broker_errors(app):
         return None
     return {queue["name"] for queues in replies.values() for queue in queues}
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from celery import Celery
-from kombu.exceptions import KombuError
 from sqlmodel import Session
 
 from db import shards, store
@@ -32,7 +31,7 @@ from farm.output import (
 )
 from farm.settings import FarmSettings
 from farm.targets import NATIVE, parse_hardware_list, parse_precisions
-from queues.app import send_lane
+from queues.app import broker_errors, send_lane
 
 MIN_SHARD_ROWS = 1_000
 MAX_SHARD_ROWS = 100_000
@@ -234,7 +233,7 @@ def send_lanes(app: Celery, job_id: str, hardware: list[str]) -> None:
     try:
         for hw in hardware:
             send_lane(app, job_id, hw)
-    except (OSError, KombuError) as exc:  # the broker went away after answering a ping
+    except broker_errors(app) as exc:  # the broker went away after answering a ping
         raise ServiceUnavailableError(
             f"the broker took no lanes of job {job_id} ({first_line(exc)}): farm retry {job_id} once it is up"
         ) from exc

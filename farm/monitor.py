@@ -14,6 +14,7 @@ from farm.cluster import require_broker
 from farm.errors import ServiceUnavailableError, ToolchainMissingError, UsageError, first_line
 from farm.settings import FarmSettings, redacted
 from farm.targets import hardware_classes
+from queues.app import broker_errors
 from queues.names import FLEET_INFO_COMMAND, queue_for
 
 
@@ -58,11 +59,10 @@ class Fleet:
 def read_fleet(app: Celery, settings: FarmSettings, timeout_s: float) -> Fleet:
     """Every live worker's answer (one broadcast, ``timeout_s`` for replies) and each queue's depth."""
     require_broker(settings)
-    broker_errors = app.connection_for_read().connection_errors
     try:
         replies = app.control.broadcast(FLEET_INFO_COMMAND, reply=True, timeout=timeout_s) or []
         depths = queue_depths(app, [queue_for(name) for name in hardware_classes()])
-    except broker_errors as exc:
+    except broker_errors(app) as exc:
         shown = redacted(settings.broker_url)
         raise ServiceUnavailableError(f"broker {shown} went away: {first_line(exc)}") from exc
     workers = {name: answer for reply in replies for name, answer in reply.items()}

@@ -9,6 +9,7 @@ and artifact keys, never model bytes.
 from __future__ import annotations
 
 from celery import Celery
+from kombu.exceptions import KombuError
 
 from farm.settings import FarmSettings, get_settings
 from queues.names import INFER_TASK, queue_for
@@ -39,6 +40,13 @@ def make_app(settings: FarmSettings) -> Celery:
         task_create_missing_queues=True,
     )
     return app
+
+
+def broker_errors(app: Celery) -> tuple[type[BaseException], ...]:
+    """What a call to the broker raises when the broker is away: kombu's own errors and the
+    transport's (redis-py's ConnectionError is no OSError). Caught by type, never as Exception."""
+    connection = app.connection_for_write()
+    return (OSError, KombuError, *connection.connection_errors, *connection.channel_errors)
 
 
 def send_lane(app: Celery, job_id: str, hardware: str, countdown: float | None = None) -> str:
