@@ -33,7 +33,9 @@ def make_app(settings: FarmSettings) -> Celery:
         task_soft_time_limit=settings.task_soft_time_limit_s,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A task keeps running when the broker goes away: its state and output live in the job
+        # store and the artifact store, and a later redelivery of its message finds it finished.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_soft_shutdown_timeout=settings.worker_soft_shutdown_s,
         worker_hijack_root_logger=False,
         task_default_queue="cpu",

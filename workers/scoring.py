@@ -13,16 +13,18 @@ import logging
 import time
 from pathlib import Path
 
+from celery import Task as CeleryTask
 from sqlmodel import Session
 
 from db import shards, store
 from db.engine import session_scope
 from db.models import Job, Shard, ShardState, Variant
 from farm.artifacts import open_store
+from farm.errors import ServiceUnavailableError, first_line
 from farm.jobspec import InferOptions
 from farm.output import ROW_COLUMN, part_name, temporary_part
 from farm.settings import FarmSettings, get_settings
-from queues.app import app, send_lane
+from queues.app import app, broker_errors, send_lane
 from queues.names import INFER_TASK
 from workers.infer import (
     Cancelled,
@@ -39,6 +41,12 @@ log = logging.getLogger(__name__)
 CANCEL_CHECK_S = 1.0  # how often a running shard asks whether its job was cancelled
 
 
+def _attempt_limit(task: CeleryTask, settings: FarmSettings) -> int:
+    # Deliveries whose worker died count against FARM_MAX_ATTEMPTS; retries after the database or
+    # broker was briefly away are deliveries too, and are not the shard's fault.
+    return settings.max_attempts + task.request.retries
+
+
 @app.task(name=INFER_TASK, bind=True, **RETRY_INFRASTRUCTURE)
 def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-untyped-def]
     settings = get_settings()
@@ -51,7 +59,7 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
             None
             if pause
             else shards.claim_shard(
-                session, job_id, lease, hardware, self.request.hostname or "?", settings.max_attempts
+                session, job_id, lease, hardware, self.request.hostname or "?", _attempt_limit(self, settings)
             )
         )
         variant = session.get(Variant, options.variants[hardware])
@@ -60,7 +68,7 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
         return f"stepped back {pause:.1f} s for a faster class"
     if shard is None or variant is None:
         return "nothing left to score"
-    _send_next_lane(settings, job_id, hardware)
+    handed_on = _send_next_lane(settings, job_id, hardware)
 
     def fail(error: str) -> str:
         with session_scope(settings.database_url) as session:
@@ -73,6 +81,8 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
         fail,
         f"shard {shard.index} of job {job_id}",
     )
+    if not handed_on:  # the broker was away before scoring: hand on now, or retry until it is back
+        _send_next_lane(settings, job_id, hardware, raise_when_away=True)
     _write_manifest_when_done(settings, job, options)
     return outcome
 
@@ -135,11 +145,23 @@ def _step_back(session: Session, job_id: str, hardware: str, options: InferOptio
     return wait_for_faster(rates, hardware, pending_rows, options.shard_rows)
 
 
-def _send_next_lane(settings: FarmSettings, job_id: str, hardware: str) -> None:
+def _send_next_lane(
+    settings: FarmSettings, job_id: str, hardware: str, raise_when_away: bool = False
+) -> bool:
+    """Queue the next lane while shards wait; False when the broker could not take it. Before
+    scoring that is no reason to stop: the shard is scored first, and the lane sent after."""
     with session_scope(settings.database_url) as session:
         pending, _ = shards.count_in_state(session, job_id, ShardState.PENDING)
-    if pending:
+    if not pending:
+        return True
+    try:
         send_lane(app, job_id, hardware)
+    except broker_errors(app) as exc:
+        if raise_when_away:
+            raise ServiceUnavailableError(f"the broker took no next lane: {first_line(exc)}") from exc
+        log.warning("the broker took no next lane of job %s (%s); sending it after the shard", job_id, exc)
+        return False
+    return True
 
 
 def _write_manifest_when_done(settings: FarmSettings, job: Job, options: InferOptions) -> None:

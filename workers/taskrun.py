@@ -25,7 +25,8 @@ RETRY_INFRASTRUCTURE = dict(
 
 def gave_up(attempts: int, max_attempts: int) -> str | None:
     """Why to stop, when earlier deliveries each died with their worker process (out of memory,
-    a crashing runtime): requeueing them forever would never end."""
+    a crashing runtime): requeueing them forever would never end. ``attempts`` leaves out the
+    retries after an infrastructure error: those deliveries did not die."""
     if attempts > max_attempts:
         return f"gave up after {max_attempts} attempts: the worker died each time"
     return None

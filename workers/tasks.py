@@ -46,7 +46,7 @@ def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyp
             outputs=[item["name"] for item in job.outputs],
             options=ConvertOptions.from_json(job.options),
         )
-    reason = gave_up(task.attempts, settings.max_attempts)
+    reason = gave_up(task.attempts - self.request.retries, settings.max_attempts)
     if reason:
         return _fail(task_id, reason)
 

@@ -9,8 +9,9 @@ import typer
 from farm.cli.render import STATE_STYLE, console, job_table
 from farm.cli.scoring import scoring_view
 from farm.client import copy_artifacts, load_job, queues_for_display, recent_jobs
+from farm.cluster import ping_broker
 from farm.progress import infer_progress
-from farm.settings import get_settings
+from farm.settings import get_settings, redacted
 from queues.app import app as celery_app
 
 
@@ -35,10 +36,18 @@ def status(job_id: str = typer.Argument(..., help="A job id from `farm jobs`."))
     """Per-hardware state, timings, errors and variants of one job."""
     settings = get_settings()
     view = load_job(settings, job_id)
+    # A job still under way needs the broker: say at once when it is away, and do not ask it for
+    # live queues (a client asking a dead broker would wait on its connection retries).
+    broker_up = view.state.finished or ping_broker(settings)
     if view.is_scoring:
         console.print(scoring_view(view, infer_progress(view.shards)))
-        return
-    console.print(job_table(view, queues_for_display(celery_app, settings, view)))
+    else:
+        console.print(job_table(view, queues_for_display(celery_app, settings, view) if broker_up else None))
+    if not broker_up:
+        console.print(
+            f"[yellow]broker {redacted(settings.broker_url)} unreachable: "
+            "queued work waits, and running work cannot hand on, until it is back[/]"
+        )
 
 
 def artifacts(

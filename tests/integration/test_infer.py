@@ -25,15 +25,10 @@ from farm.jobspec import InferOptions
 from farm.output import MANIFEST, owner_of
 from tests.conftest import Farm
 from tests.integration.test_convert import submit, wait_for_tasks
-from workers.samples import write_feature_table, write_mlp_onnx
+from workers.samples import write_feature_table
 
 pytestmark = pytest.mark.integration
 FEATURES = [f"f{i}" for i in range(20)]
-
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_mlp_onnx(tmp_path_factory.mktemp("mlp") / "mlp.onnx")
 
 
 def convert(farm: Farm, model: Path, hw: str = "cpu", precision: str = "fp32") -> str:

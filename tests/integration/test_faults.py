@@ -1,0 +1,217 @@
+"""Faults caused for real in the middle of a scoring job, with real Redis and real workers: the
+database away for seconds, the broker restarted, a worker stopped with SIGTERM. Every job ends
+`succeeded` with every row exactly once."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from db.models import ShardState
+from farm.cluster import redis_server_binary
+from tests.conftest import Farm, _postgres_database, farm_environment, free_port
+from tests.integration.test_infer import (
+    assert_every_row_once,
+    shards_of,
+    slow_job,
+    wait_for_a_shard,
+    wait_for_job,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class TcpProxy:
+    """A TCP relay the test can cut: while cut, it refuses new connections and has dropped every
+    open one, which is what a database host that went away looks like to its clients."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.resume()
+
+    def resume(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=True)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                self._listener.close()
+                self._listener = None
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in [(client, upstream), (upstream, client)]:
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def proxied_postgres(tmp_path: Path, redis_url: str) -> Iterator[tuple[Farm, TcpProxy]]:
+    """A farm whose every database connection goes through a proxy the test can cut."""
+    redis.Redis.from_url(redis_url).flushdb()
+    for url in _postgres_database():
+        proxy = TcpProxy(5432)
+        through_proxy = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+        farm = Farm(farm_environment(tmp_path / "home", redis_url, through_proxy))
+        farm.direct_database_url = url  # type: ignore[attr-defined]
+        yield farm, proxy
+        farm.stop_workers()
+        proxy.cut()
+
+
+def test_a_database_outage_mid_job_is_waited_out(
+    proxied_postgres: tuple[Farm, TcpProxy],
+    mlp: Path,
+    tmp_path: Path,
+) -> None:
+    farm, proxy = proxied_postgres
+    worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000)
+    farm.settings.database_url = farm.direct_database_url  # the test watches past the proxy
+    wait_for_a_shard(farm, job_id, ShardState.DONE)
+    proxy.cut()
+    time.sleep(6)  # every worker query fails meanwhile: connections dropped, new ones refused
+    proxy.resume()
+
+    done = wait_for_job(farm, job_id, timeout=300)
+    assert {s.state for s in done} == {"done"}, [(s.state, s.error) for s in done]
+    assert worker.poll() is None  # waited out, not crashed
+    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+    log = (Path(farm.env["FARM_HOME"]) / "worker-0.log").read_text()
+    assert "unavailable" in log and "Retry in" in log  # it did meet the outage, and retried
+
+
+def test_a_sqlite_database_locked_by_another_writer_is_waited_out(
+    sqlite_farm: Farm,
+    mlp: Path,
+    tmp_path: Path,
+) -> None:
+    farm = sqlite_farm
+    _, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000)
+    wait_for_a_shard(farm, job_id, ShardState.DONE)
+    database = farm.settings.database_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(database, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another writer holds the whole file
+    time.sleep(5)
+    other.execute("COMMIT")
+    other.close()
+
+    done = wait_for_job(farm, job_id)
+    assert {s.state for s in done} == {"done"}, [(s.state, s.error) for s in done]
+    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """A Redis run as `farm up` runs it (append-only file on), which the test may restart."""
+    port = free_port()
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    command = [
+        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+        "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction",
+    ]  # fmt: skip
+    yield f"redis://127.0.0.1:{port}/0", command
+
+
+def _start_redis(command: list[str], url: str) -> subprocess.Popen:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return process
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.1)
+
+
+def test_a_broker_restart_mid_job_loses_nothing(
+    persistent_redis: tuple[str, list[str]],
+    sqlite_url: str,
+    mlp: Path,
+    tmp_path: Path,
+) -> None:
+    url, command = persistent_redis
+    broker = _start_redis(command, url)
+    farm = Farm(farm_environment(tmp_path / "home", url, sqlite_url))
+    try:
+        worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000)
+        wait_for_a_shard(farm, job_id, ShardState.DONE)
+        broker.send_signal(signal.SIGTERM)  # Redis writes its append-only file and exits
+        broker.wait(15)
+
+        started = time.monotonic()
+        status = farm.cli("status", job_id, timeout=60)
+        assert time.monotonic() - started < 20, "status hung on the missing broker"
+        assert status.returncode == 0, status.stderr
+        assert "broker" in status.stdout and "unreachable" in status.stdout, status.stdout
+        time.sleep(3)
+
+        broker = _start_redis(command, url)
+        done = wait_for_job(farm, job_id, timeout=300)
+        assert {s.state for s in done} == {"done"}, [(s.state, s.error) for s in done]
+        assert worker.poll() is None  # reconnected by itself
+        assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+    finally:
+        farm.stop_workers()
+        broker.terminate()
+        broker.wait(15)
+
+
+def test_a_worker_stopped_with_sigterm_finishes_its_shard_and_leaves_the_rest(
+    farm: Farm,
+    mlp: Path,
+    tmp_path: Path,
+) -> None:
+    worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000)
+    wait_for_a_shard(farm, job_id, ShardState.RUNNING)
+    stopped = time.monotonic()
+    worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown: the running task finishes
+    worker.wait(120)
+    assert worker.returncode == 0
+    states = [s.state for s in shards_of(farm, job_id)]
+    assert "running" not in states and "done" in states, states  # finished, not abandoned
+    assert "pending" in states, f"the worker took more than its shard on the way out: {states}"
+    assert time.monotonic() - stopped < 120
+
+    farm.start_worker("cpu")  # the lane it left in the queue carries the job on
+    done = wait_for_job(farm, job_id, timeout=300)
+    assert {s.state for s in done} == {"done"} and max(s.attempts for s in done) == 1
+    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
