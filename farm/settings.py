@@ -44,6 +44,14 @@ class FarmSettings(BaseSettings):
         "and systemd units run workers) running tasks get this long to finish before they are handed "
         "back; a stop grace period must be longer.",
     )
+    worker_max_tasks_per_child: int = Field(
+        default=200, ge=0, description="Tasks a pool process runs before it is replaced; 0: no limit."
+    )
+    worker_max_memory_per_child_mb: int = Field(
+        default=6144,
+        ge=0,
+        description="Resident memory past which a pool process is replaced after its task; 0: no limit.",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Deliveries of one task before it is failed.")
     worker_probe_timeout_s: float = Field(default=1.0, gt=0, description="How long status waits for pings.")
     verify_samples: int = Field(default=16, ge=1, description="Synthetic verification samples (no --calib).")

@@ -37,6 +37,9 @@ def make_app(settings: FarmSettings) -> Celery:
         # store and the artifact store, and a later redelivery of its message finds it finished.
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_soft_shutdown_timeout=settings.worker_soft_shutdown_s,
+        # Bounded memory over a long run: TensorFlow and converters do not give all memory back.
+        worker_max_tasks_per_child=settings.worker_max_tasks_per_child or None,
+        worker_max_memory_per_child=settings.worker_max_memory_per_child_mb * 1024 or None,  # KiB
         worker_hijack_root_logger=False,
         task_default_queue="cpu",
         task_create_missing_queues=True,

@@ -38,6 +38,9 @@ def farm_info(state: Any) -> dict[str, Any]:
         **_identity,
         "queues": sorted(queue.name for queue in consumer.task_consumer.queues),
         "concurrency": consumer.pool.num_processes,
+        "pool_pids": sorted(consumer.pool.info.get("processes", [])),
+        "max_tasks_per_child": consumer.app.conf.worker_max_tasks_per_child,
+        "max_memory_per_child_kib": consumer.app.conf.worker_max_memory_per_child,
         "active": [
             {"id": request.id, "name": request.name, "args": request.args, "started": request.time_start}
             for request in worker_state.active_requests

@@ -5,6 +5,7 @@ database away for seconds, the broker restarted, a worker stopped with SIGTERM. 
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import socket
 import sqlite3
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 
@@ -22,11 +24,14 @@ from farm.cluster import redis_server_binary
 from tests.conftest import Farm, _postgres_database, farm_environment, free_port
 from tests.integration.test_infer import (
     assert_every_row_once,
+    convert,
+    score,
     shards_of,
     slow_job,
     wait_for_a_shard,
     wait_for_job,
 )
+from workers.samples import write_feature_table
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +220,32 @@ def test_a_worker_stopped_with_sigterm_finishes_its_shard_and_leaves_the_rest(
     done = wait_for_job(farm, job_id, timeout=300)
     assert {s.state for s in done} == {"done"} and max(s.attempts for s in done) == 1
     assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "reported"),
+    [
+        ("FARM_WORKER_MAX_TASKS_PER_CHILD", "1", ("max_tasks_per_child", 1)),
+        ("FARM_WORKER_MAX_MEMORY_PER_CHILD_MB", "1", ("max_memory_per_child_kib", 1024)),
+    ],
+)
+def test_pool_processes_are_replaced_to_bound_memory(
+    sqlite_farm: Farm, mlp: Path, tmp_path: Path, setting: str, value: str, reported: tuple[str, int]
+) -> None:
+    farm = sqlite_farm
+    farm.env[setting] = value
+    worker = farm.start_worker("cpu")
+    (answer,) = json.loads(farm.cli("workers", "--json").stdout)["workers"].values()
+    assert answer[reported[0]] == reported[1]
+    data = write_feature_table(tmp_path / "data.parquet", 30_000, row_group_rows=2_000)
+    job_id = score(
+        farm, convert(farm, mlp), data, tmp_path / "out", "--keep", "id,label", "--shard-rows", "5000"
+    )
+    pool_pids: set[int] = set()
+    deadline = time.monotonic() + 180
+    while any(s.state != "done" for s in shards_of(farm, job_id)):  # six shards, one task each
+        assert time.monotonic() < deadline, [s.state for s in shards_of(farm, job_id)]
+        pool_pids |= {child.pid for child in psutil.Process(worker.pid).children()}
+        time.sleep(0.02)
+    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+    assert len(pool_pids) >= 4, f"the pool process was not replaced after its tasks: {pool_pids}"
