@@ -91,6 +91,16 @@ def end_shard(
     return _set_state(session, shard_id, lease, state, error=error)
 
 
+def fail_leased(session: Session, job_id: str, lease: str, error: str) -> bool:
+    """Fail whichever shard of the job this lease holds running (its task died without saying)."""
+    statement = (
+        update(Shard)
+        .where(col(Shard.job_id) == job_id, col(Shard.lease) == lease, col(Shard.state) == ShardState.RUNNING)
+        .values(state=ShardState.FAILED.value, finished_at=utcnow(), error=error)
+    )
+    return session.exec(statement).rowcount == 1  # type: ignore[call-overload]
+
+
 def _set_state(
     session: Session, shard_id: int | None, lease: str, state: ShardState, **values: object
 ) -> bool:

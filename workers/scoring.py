@@ -35,7 +35,7 @@ from workers.infer import (
     wait_for_faster,
     write_manifest,
 )
-from workers.taskrun import RETRY_INFRASTRUCTURE, guarded
+from workers.taskrun import RETRY_INFRASTRUCTURE, FarmTask, guarded
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_S = 1.0  # how often a running shard asks whether its job was cancelled
@@ -47,7 +47,13 @@ def _attempt_limit(task: CeleryTask, settings: FarmSettings) -> int:
     return settings.max_attempts + task.request.retries
 
 
-@app.task(name=INFER_TASK, bind=True, **RETRY_INFRASTRUCTURE)
+class ShardTask(FarmTask):  # type: ignore[misc]
+    def record_failure(self, celery_id: str, args: tuple, error: str) -> None:
+        with session_scope(get_settings().database_url) as session:
+            shards.fail_leased(session, args[0], celery_id, error)  # the lease is the Celery id
+
+
+@app.task(name=INFER_TASK, bind=True, base=ShardTask, **RETRY_INFRASTRUCTURE)
 def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-untyped-def]
     settings = get_settings()
     lease = self.request.id

@@ -5,10 +5,13 @@ errors, retry on the infrastructure's, and turn anything unexpected into a recor
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
+from billiard.einfo import ExceptionInfo
 from celery import Task as CeleryTask
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from farm.errors import FarmError, ServiceUnavailableError, first_line
 from farm.settings import get_settings
@@ -34,6 +37,7 @@ def gave_up(attempts: int, max_attempts: int) -> str | None:
 
 def guarded(task: CeleryTask, work: Callable[[], str], fail: Callable[[str], str], what: str) -> str:
     """Run ``work``; record a failure through ``fail`` unless the error is worth a retry."""
+    started = time.monotonic()
     try:
         return work()
     except ServiceUnavailableError:
@@ -43,7 +47,33 @@ def guarded(task: CeleryTask, work: Callable[[], str], fail: Callable[[str], str
     except FarmError as exc:  # the model's or the data's fault: retrying would fail the same way
         return fail(str(exc))
     except SoftTimeLimitExceeded:
-        return fail(f"timed out after {get_settings().task_soft_time_limit_s} s")
+        return fail(f"timed out after {time.monotonic() - started:.0f} s ({_limits()})")
     except Exception as exc:
         log.exception("%s crashed", what)
         return fail(f"internal error: {type(exc).__name__}: {first_line(exc)}")
+
+
+def _limits() -> str:
+    settings = get_settings()
+    return f"FARM_TASK_TIME_LIMIT_S {settings.task_time_limit_s}, soft {settings.task_soft_time_limit_s}"
+
+
+class FarmTask(CeleryTask):  # type: ignore[misc]
+    """A farm task whose failures outside its own handling still reach the job store: a hard time
+    limit (the worker's main process kills the pool process and calls this there), or an error
+    that escaped every retry. Without it the task's row would stay `running` for good."""
+
+    def record_failure(self, celery_id: str, args: tuple[Any, ...], error: str) -> None:
+        raise NotImplementedError
+
+    def on_failure(
+        self, exc: Exception, task_id: str, args: tuple[Any, ...], kwargs: dict, einfo: ExceptionInfo
+    ) -> None:
+        if isinstance(exc, TimeLimitExceeded):
+            error = f"timed out: stopped at the hard time limit ({_limits()}), its process replaced"
+        else:
+            error = f"internal error: {type(exc).__name__}: {first_line(exc)}"
+        try:
+            self.record_failure(task_id, tuple(args), error)
+        except Exception:  # the job store is away too: the attempt limit catches it on redelivery
+            log.exception("could not record the failure of %s[%s]: %s", self.name, task_id, error)

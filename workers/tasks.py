@@ -21,13 +21,18 @@ from queues.app import app
 from queues.names import CONVERT_TASK
 from workers.convert import ConversionRequest, PlannedVariant, VariantBuilder, VariantOutcome, plan_variants
 from workers.outcome import task_outcome
-from workers.taskrun import RETRY_INFRASTRUCTURE, gave_up, guarded
+from workers.taskrun import RETRY_INFRASTRUCTURE, FarmTask, gave_up, guarded
 from workers.verify import POLICY_VERSION
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name=CONVERT_TASK, bind=True, **RETRY_INFRASTRUCTURE)
+class ConvertTask(FarmTask):  # type: ignore[misc]
+    def record_failure(self, celery_id: str, args: tuple, error: str) -> None:
+        _fail(args[0], error)
+
+
+@app.task(name=CONVERT_TASK, bind=True, base=ConvertTask, **RETRY_INFRASTRUCTURE)
 def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyped-def]
     settings = get_settings()
     with session_scope(settings.database_url) as session:

@@ -249,3 +249,32 @@ def test_pool_processes_are_replaced_to_bound_memory(
         time.sleep(0.02)
     assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
     assert len(pool_pids) >= 4, f"the pool process was not replaced after its tasks: {pool_pids}"
+
+
+@pytest.mark.parametrize(
+    ("soft_limit", "reason"),
+    [
+        ("0", "FARM_TASK_TIME_LIMIT_S 10, soft 9"),  # soft limit (90% of 10 s): the task stops itself
+        ("30", "FARM_TASK_TIME_LIMIT_S 10, soft 30"),  # no soft limit first: the hard one kills it
+    ],
+)
+def test_a_task_past_its_time_limit_is_stopped_and_reported(
+    sqlite_farm: Farm, mlp: Path, tmp_path: Path, soft_limit: str, reason: str
+) -> None:
+    farm = sqlite_farm
+    farm.env.update(FARM_TASK_TIME_LIMIT_S="10", FARM_TASK_SOFT_TIME_LIMIT_S=soft_limit)
+    worker = farm.start_worker("cpu")
+    data = write_feature_table(tmp_path / "data.parquet", 240_000, row_group_rows=4_000)
+    extra = ("--keep", "id,label", "--batch-size", "2", "--shard-rows", "240000")  # one shard, past 10 s
+    job_id = score(farm, convert(farm, mlp), data, tmp_path / "out", *extra)
+    wait_for_a_shard(farm, job_id, ShardState.RUNNING)
+    first_pool = {child.pid for child in psutil.Process(worker.pid).children()}
+
+    (shard,) = wait_for_job(farm, job_id, timeout=120)
+    assert shard.state == "failed" and shard.error is not None, shard
+    assert shard.error.startswith("timed out") and reason in shard.error, shard.error
+    status = farm.cli("status", job_id)
+    assert status.returncode == 0 and "timed out" in status.stdout, status.stdout
+    replaced = {child.pid for child in psutil.Process(worker.pid).children()} != first_pool
+    assert replaced == (soft_limit != "0")  # a hard limit kills the pool process; a new one serves
+    assert worker.poll() is None
