@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -278,3 +279,22 @@ def test_a_task_past_its_time_limit_is_stopped_and_reported(
     replaced = {child.pid for child in psutil.Process(worker.pid).children()} != first_pool
     assert replaced == (soft_limit != "0")  # a hard limit kills the pool process; a new one serves
     assert worker.poll() is None
+
+
+def test_a_shard_that_kills_its_worker_every_time_fails_after_the_attempt_limit(
+    sqlite_farm: Farm, mlp: Path, tmp_path: Path
+) -> None:
+    farm = sqlite_farm
+    worker, job_id, _ = slow_job(farm, mlp, tmp_path, shard_rows=120_000)  # one shard
+    deaths = 0
+    deadline = time.monotonic() + 240
+    while (shard := shards_of(farm, job_id)[0]).state != "failed":
+        assert time.monotonic() < deadline and shard.state != "done", shard
+        if shard.state == "running" and shard.attempts > deaths:
+            for child in psutil.Process(worker.pid).children():  # as a crashing runtime would
+                os.kill(child.pid, signal.SIGKILL)
+            deaths += 1
+        time.sleep(0.05)
+    assert deaths == 3 and shard.attempts == 3  # FARM_MAX_ATTEMPTS, then no more deliveries
+    assert shard.error == "gave up after 3 attempts: the worker died each time", shard.error
+    assert farm.cli("status", job_id).returncode == 0 and worker.poll() is None
