@@ -13,7 +13,7 @@ TORCH_CPU := torch==2.13.0
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--index-url https://download.pytorch.org/whl/cpu)
 EXTRAS := tf,arm,fpga,report,samples,s3,monitor
 
-.PHONY: demo test lint down clean bench-scoring
+.PHONY: demo test lint down clean bench-scoring refusals-table
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ test: $(VENV)/.installed-test
 bench-scoring: $(VENV)/.installed-test
 	$(UV_INSTALL) -e '.[$(EXTRAS),bench,dev,peers]'
 	$(BIN)/python benchmarks/batch_scoring.py
+
+# The README's table of refusals, written by the tests that cause each one.
+refusals-table: $(VENV)/.installed-test
+	FARM_WRITE_REFUSALS=1 $(BIN)/pytest -q tests/farm/test_cli_errors.py \
+		tests/integration/test_infer.py::test_bad_scoring_input_is_one_line_and_queues_nothing \
+		tests/integration/test_monitor.py::test_farm_workers_names_an_unreachable_broker_in_one_line \
+		tests/integration/test_monitor.py::test_flower_refuses_to_serve_the_fleet_unprotected
 
 down:
 	$(BIN)/farm down

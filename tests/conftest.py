@@ -8,6 +8,7 @@ message saying so.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -266,3 +267,46 @@ def junk_files(tmp_path: Path) -> dict[str, Path]:
     folder_model = folder / "empty_dir"
     folder_model.mkdir()
     return {"corrupt_pb": corrupt, "text_file": text, "text_pb": text_pb, "empty_dir": folder_model}
+
+
+# --- refusals: bad input, and the README table generated from the tests that cause it ---------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+REFUSALS_BEGIN, REFUSALS_END = "<!-- refusals: begin -->", "<!-- refusals: end -->"
+_refusals: dict[str, tuple[int, str]] = {}
+
+
+def assert_refused(
+    result: subprocess.CompletedProcess[str], exit_code: int, *fragments: str, shown_as: str = ""
+) -> None:
+    """A refusal as the farm promises it: exactly one `error:` line on stderr holding each of
+    ``fragments``, the exit code, no traceback. Recorded for the README's table of refusals."""
+    assert result.returncode == exit_code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    command = shown_as or _short(" ".join(str(word) for word in ["farm", *result.args[3:]]))
+    _refusals[command] = (exit_code, _short(lines[0]))
+
+
+def _short(text: str) -> str:
+    """Temporary paths as the file names a user would type; job ids and free ports as names."""
+    text = re.sub(r"/tmp/[^\s'\"]*/", "", text)
+    text = re.sub(r"\b[0-9a-f]{12}\b", "JOB", text)
+    return re.sub(r"(--port |127\.0\.0\.1:)\d{4,5}\b", r"\1PORT", text)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With FARM_WRITE_REFUSALS=1 (`make refusals-table`), write the refusals the tests caused
+    into the README, between its markers."""
+    if os.environ.get("FARM_WRITE_REFUSALS") != "1" or not _refusals or exitstatus != 0:
+        return
+    rows = ["| command | exit | message |", "|---|---|---|"]
+    for command, (code, message) in sorted(_refusals.items(), key=lambda item: (item[1][0], item[0])):
+        rows.append(f"| `{command}` | {code} | {message.replace('|', '/')} |")
+    text = README.read_text()
+    head, _, rest = text.partition(REFUSALS_BEGIN)
+    _, _, tail = rest.partition(REFUSALS_END)
+    README.write_text(f"{head}{REFUSALS_BEGIN}\n" + "\n".join(rows) + f"\n{REFUSALS_END}{tail}")

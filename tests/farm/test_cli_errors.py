@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import redis
 from sqlalchemy import inspect
 
 from db.engine import get_engine
-from tests.conftest import Farm
+from tests.conftest import Farm, assert_refused
 
 
 def _assert_nothing_written(farm: Farm) -> None:
@@ -22,15 +23,6 @@ def _assert_nothing_written(farm: Farm) -> None:
             assert connection.exec_driver_sql("SELECT count(*) FROM job").scalar() == 0
     models = Path(farm.settings.artifact_root) / "models"
     assert not models.exists() or not any(models.iterdir())
-
-
-def _assert_one_line_error(result, exit_code: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.returncode == exit_code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.mark.parametrize(
@@ -48,7 +40,7 @@ def test_bad_model_files_are_refused(
 ) -> None:
     path = junk_files.get(junk, tmp_path / "missing.pb")
     result = sqlite_farm.cli("submit", "convert", str(path), "--hw", "cpu")
-    _assert_one_line_error(result, exit_code, fragment)
+    assert_refused(result, exit_code, fragment)
     _assert_nothing_written(sqlite_farm)
 
 
@@ -56,7 +48,7 @@ def test_unknown_hardware_is_refused_before_anything_is_queued(
     sqlite_farm: Farm, sample_models: dict[str, Path]
 ) -> None:
     result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), "--hw", "cpu,tpu")
-    _assert_one_line_error(result, 2, "unknown hardware class 'tpu'", "known: arm, cpu, fpga, gpu")
+    assert_refused(result, 2, "unknown hardware class 'tpu'", "known: arm, cpu, fpga, gpu")
     _assert_nothing_written(sqlite_farm)
 
 
@@ -65,14 +57,14 @@ def test_arm_refuses_an_onnx_model_on_the_client(sqlite_farm: Farm, tmp_path: Pa
 
     model = write_mlp_onnx(tmp_path / "mlp.onnx")
     result = sqlite_farm.cli("submit", "convert", str(model), "--hw", "cpu,arm")
-    _assert_one_line_error(result, 3, "arm converts from frozen graph, saved model, keras, not onnx")
+    assert_refused(result, 3, "arm converts from frozen graph, saved model, keras, not onnx")
     _assert_nothing_written(sqlite_farm)
 
 
 @pytest.mark.parametrize("bad", ["image:0:?,abc", "image:0:[]", ":3,4", "two words"])
 def test_malformed_inputs_are_refused(sqlite_farm: Farm, sample_models: dict[str, Path], bad: str) -> None:
     result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), "--hw", "cpu", "--inputs", bad)
-    _assert_one_line_error(result, 2, "bad")
+    assert_refused(result, 2, "bad")
     _assert_nothing_written(sqlite_farm)
 
 
@@ -81,13 +73,22 @@ def test_unreachable_broker_is_one_line_and_nothing_written(
 ) -> None:
     sqlite_farm.env["FARM_BROKER_URL"] = "redis://127.0.0.1:1/0"
     result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), "--hw", "cpu")
-    _assert_one_line_error(result, 5, "cannot reach the broker", "farm up")
+    assert_refused(result, 5, "cannot reach the broker", "farm up")
     _assert_nothing_written(sqlite_farm)
 
 
 def test_missing_argument_and_unknown_job(sqlite_farm: Farm) -> None:
-    _assert_one_line_error(sqlite_farm.cli("submit", "convert", "--hw", "cpu"), 2, "Missing argument")
-    _assert_one_line_error(sqlite_farm.cli("status", "deadbeef"), 6, "no job 'deadbeef'")
+    assert_refused(sqlite_farm.cli("submit", "convert", "--hw", "cpu"), 2, "Missing argument")
+    assert_refused(sqlite_farm.cli("status", "deadbeef"), 6, "no job 'deadbeef'")
+    assert_refused(sqlite_farm.cli("status", "../../etc/passwd"), 6, "no job '../../etc/passwd'")
+
+
+def test_an_unreachable_database_is_named_within_seconds(sqlite_farm: Farm) -> None:
+    sqlite_farm.env["FARM_DATABASE_URL"] = "postgresql+psycopg://farm:secret@127.0.0.1:1/farm"
+    started = time.monotonic()
+    result = sqlite_farm.cli("jobs")
+    assert time.monotonic() - started < 15
+    assert_refused(result, 5, "database postgresql+psycopg://farm:***@127.0.0.1:1/farm unavailable")
 
 
 def test_worker_without_its_toolchain_refuses_its_queue(sqlite_farm: Farm) -> None:
@@ -99,7 +100,10 @@ def test_worker_without_its_toolchain_refuses_its_queue(sqlite_farm: Farm) -> No
     result = subprocess.run(
         [sys.executable, "-c", code], env=sqlite_farm.env, capture_output=True, text=True, timeout=60
     )
-    _assert_one_line_error(result, 4, "cpu worker cannot take its queue", "tf2onnx", "pip install 'farm[tf]'")
+    shown_as = "farm worker --hw cpu (on a host without tf2onnx)"
+    assert_refused(
+        result, 4, "cpu worker cannot take its queue", "tf2onnx", "pip install 'farm[tf]'", shown_as=shown_as
+    )
 
 
 def test_a_gpu_worker_on_a_host_without_tensorrt_or_gpu_refuses_to_start(sqlite_farm: Farm) -> None:
@@ -108,7 +112,7 @@ def test_a_gpu_worker_on_a_host_without_tensorrt_or_gpu_refuses_to_start(sqlite_
     if not get_backend("gpu").host_problems():
         pytest.skip("this host can serve the gpu queue")
     result = sqlite_farm.cli("worker", "--hw", "gpu", timeout=60)
-    _assert_one_line_error(result, 4, "gpu worker cannot take its queue")
+    assert_refused(result, 4, "gpu worker cannot take its queue")
     assert "farm[gpu]" in result.stderr or "no NVIDIA GPU" in result.stderr
 
 
@@ -150,10 +154,10 @@ def test_bad_conversion_options_are_refused(
     options = [str(tmp_path / o) if o.endswith((".npy", ".npz", ".txt")) else o for o in options]
     hw = [] if "--hw" in options else ["--hw", "cpu"]
     result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), *hw, *options)
-    _assert_one_line_error(result, exit_code, fragment)
+    assert_refused(result, exit_code, fragment)
     _assert_nothing_written(sqlite_farm)
 
 
 def test_report_of_an_unknown_job_or_a_bad_plot_name(sqlite_farm: Farm) -> None:
-    _assert_one_line_error(sqlite_farm.cli("report", "deadbeef"), 6, "no job 'deadbeef'")
-    _assert_one_line_error(sqlite_farm.cli("report", "deadbeef", "--plot", "chart.svg"), 2, "wants a .png")
+    assert_refused(sqlite_farm.cli("report", "deadbeef"), 6, "no job 'deadbeef'")
+    assert_refused(sqlite_farm.cli("report", "deadbeef", "--plot", "chart.svg"), 2, "wants a .png")
