@@ -298,3 +298,24 @@ def test_a_shard_that_kills_its_worker_every_time_fails_after_the_attempt_limit(
     assert deaths == 3 and shard.attempts == 3  # FARM_MAX_ATTEMPTS, then no more deliveries
     assert shard.error == "gave up after 3 attempts: the worker died each time", shard.error
     assert farm.cli("status", job_id).returncode == 0 and worker.poll() is None
+
+
+def test_a_worker_stopped_as_containers_and_units_stop_it_hands_its_shard_back(
+    sqlite_farm: Farm, mlp: Path, tmp_path: Path
+) -> None:
+    """SIGTERM remapped to a cold shutdown (REMAP_SIGTERM=SIGQUIT, as the Dockerfile and the
+    systemd units run workers): the running shard gets the soft shutdown time, then goes back."""
+    farm = sqlite_farm
+    farm.env.update(REMAP_SIGTERM="SIGQUIT", FARM_WORKER_SOFT_SHUTDOWN_S="1")
+    worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=120_000)  # one shard of seconds
+    wait_for_a_shard(farm, job_id, ShardState.RUNNING)
+    stopped = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(60)
+    assert time.monotonic() - stopped < 30  # the soft shutdown, not the whole shard
+    assert shards_of(farm, job_id)[0].state == "running"  # interrupted, not finished or failed
+
+    farm.start_worker("cpu")
+    (shard,) = wait_for_job(farm, job_id, timeout=120)
+    assert shard.state == "done" and shard.attempts == 2
+    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
