@@ -20,9 +20,12 @@ import psutil
 import pytest
 import redis
 
+from db import store
+from db.engine import session_scope
 from db.models import ShardState
 from farm.cluster import redis_server_binary
 from tests.conftest import Farm, _postgres_database, farm_environment, free_port
+from tests.integration.test_convert import submit, wait_for_tasks
 from tests.integration.test_infer import (
     assert_every_row_once,
     convert,
@@ -319,3 +322,77 @@ def test_a_worker_stopped_as_containers_and_units_stop_it_hands_its_shard_back(
     (shard,) = wait_for_job(farm, job_id, timeout=120)
     assert shard.state == "done" and shard.attempts == 2
     assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+
+
+# --- the same faults in the middle of a conversion -------------------------------------------------
+
+
+def _wait_for_a_running_task(farm: Farm, job_id: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        with session_scope(farm.settings.database_url) as session:
+            if any(t.state == "running" for t in store.tasks_of(session, job_id)):
+                return
+        assert time.monotonic() < deadline, "the conversion never started"
+        time.sleep(0.05)
+
+
+def _assert_converted_once(farm: Farm, job_id: str) -> None:
+    (task,) = wait_for_tasks(farm, [job_id])
+    assert task.state == "succeeded", task.error
+    with session_scope(farm.settings.database_url) as session:
+        variants = store.variants_of(session, job_id)
+    keys = [v.cache_key for v in variants]
+    assert sorted((v.backend, v.precision) for v in variants) == [
+        ("cpu", "fp32"),
+        ("cpu", "int8"),
+        ("native", "fp32"),
+    ]
+    assert len(set(keys)) == len(keys)  # each variant exactly once
+
+
+def test_a_conversion_waits_out_a_database_outage(
+    proxied_postgres: tuple[Farm, TcpProxy], sample_models: dict[str, Path]
+) -> None:
+    farm, proxy = proxied_postgres
+    farm.start_worker("cpu")
+    job_id = submit(farm, sample_models["frozen_graph"])
+    farm.settings.database_url = farm.direct_database_url  # the test watches past the proxy
+    _wait_for_a_running_task(farm, job_id)
+    proxy.cut()
+    time.sleep(6)
+    proxy.resume()
+    _assert_converted_once(farm, job_id)
+
+
+def test_a_conversion_goes_on_through_a_broker_restart(
+    persistent_redis: tuple[str, list[str]], sqlite_url: str, sample_models: dict[str, Path], tmp_path: Path
+) -> None:
+    url, command = persistent_redis
+    broker = _start_redis(command, url)
+    farm = Farm(farm_environment(tmp_path / "home", url, sqlite_url))
+    try:
+        worker = farm.start_worker("cpu")
+        job_id = submit(farm, sample_models["frozen_graph"])
+        _wait_for_a_running_task(farm, job_id)
+        broker.send_signal(signal.SIGTERM)
+        broker.wait(15)
+        time.sleep(3)
+        broker = _start_redis(command, url)
+        _assert_converted_once(farm, job_id)
+        assert worker.poll() is None
+    finally:
+        farm.stop_workers()
+        broker.terminate()
+        broker.wait(15)
+
+
+def test_a_worker_stopped_with_sigterm_finishes_its_conversion(
+    sqlite_farm: Farm, sample_models: dict[str, Path]
+) -> None:
+    worker = sqlite_farm.start_worker("cpu")
+    job_id = submit(sqlite_farm, sample_models["frozen_graph"])
+    _wait_for_a_running_task(sqlite_farm, job_id)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(180) == 0
+    _assert_converted_once(sqlite_farm, job_id)
