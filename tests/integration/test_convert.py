@@ -106,7 +106,7 @@ def test_a_worker_process_killed_mid_task_loses_no_work(
 ) -> None:
     worker = sqlite_farm.start_worker("cpu")
     job_id = submit(sqlite_farm, sample_models["saved_model"])
-    _wait_until_running(sqlite_farm, job_id)
+    wait_until_running(sqlite_farm, job_id)
     for child in _children(worker.pid):
         os.kill(child, signal.SIGKILL)  # the pool process dies as if out of memory
 
@@ -122,7 +122,7 @@ def test_a_worker_process_killed_mid_task_loses_no_work(
     ]
 
 
-def _wait_until_running(farm: Farm, job_id: str, timeout: float = 60) -> None:
+def wait_until_running(farm: Farm, job_id: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session_scope(farm.settings.database_url) as session:

@@ -25,7 +25,7 @@ from db.engine import session_scope
 from db.models import ShardState
 from farm.cluster import redis_server_binary
 from tests.conftest import Farm, _postgres_database, farm_environment, free_port
-from tests.integration.test_convert import submit, wait_for_tasks
+from tests.integration.test_convert import submit, wait_for_tasks, wait_until_running
 from tests.integration.test_infer import (
     assert_every_row_once,
     convert,
@@ -327,16 +327,6 @@ def test_a_worker_stopped_as_containers_and_units_stop_it_hands_its_shard_back(
 # --- the same faults in the middle of a conversion -------------------------------------------------
 
 
-def _wait_for_a_running_task(farm: Farm, job_id: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        with session_scope(farm.settings.database_url) as session:
-            if any(t.state == "running" for t in store.tasks_of(session, job_id)):
-                return
-        assert time.monotonic() < deadline, "the conversion never started"
-        time.sleep(0.05)
-
-
 def _assert_converted_once(farm: Farm, job_id: str) -> None:
     (task,) = wait_for_tasks(farm, [job_id])
     assert task.state == "succeeded", task.error
@@ -358,7 +348,7 @@ def test_a_conversion_waits_out_a_database_outage(
     farm.start_worker("cpu")
     job_id = submit(farm, sample_models["frozen_graph"])
     farm.settings.database_url = farm.direct_database_url  # the test watches past the proxy
-    _wait_for_a_running_task(farm, job_id)
+    wait_until_running(farm, job_id)
     proxy.cut()
     time.sleep(6)
     proxy.resume()
@@ -374,7 +364,7 @@ def test_a_conversion_goes_on_through_a_broker_restart(
     try:
         worker = farm.start_worker("cpu")
         job_id = submit(farm, sample_models["frozen_graph"])
-        _wait_for_a_running_task(farm, job_id)
+        wait_until_running(farm, job_id)
         broker.send_signal(signal.SIGTERM)
         broker.wait(15)
         time.sleep(3)
@@ -392,7 +382,7 @@ def test_a_worker_stopped_with_sigterm_finishes_its_conversion(
 ) -> None:
     worker = sqlite_farm.start_worker("cpu")
     job_id = submit(sqlite_farm, sample_models["frozen_graph"])
-    _wait_for_a_running_task(sqlite_farm, job_id)
+    wait_until_running(sqlite_farm, job_id)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(180) == 0
     _assert_converted_once(sqlite_farm, job_id)
