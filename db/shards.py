@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
@@ -40,7 +41,13 @@ def claim_shard(
     if held is not None:
         if held.attempts < max_attempts:
             return _mark_running(session, held.id, lease, hardware, worker, ShardState.RUNNING)
-        _set_state(session, held.id, lease, ShardState.FAILED, error=GAVE_UP.format(attempts=held.attempts))
+        _set_state(
+            session,
+            col(Shard.id) == held.id,
+            lease,
+            ShardState.FAILED,
+            error=GAVE_UP.format(attempts=held.attempts),
+        )
     for _ in range(20):  # another lane may take the same pending shard between our read and update
         query = select(Shard.id).where(Shard.job_id == job_id, Shard.state == ShardState.PENDING)
         shard_id = session.exec(
@@ -81,32 +88,26 @@ def finish_shard(
     """Mark the shard done with its part's row count and checksum; False when this lease no
     longer holds it (a later attempt took it over, or the job was cancelled)."""
     values = dict(rows=rows, sha256=sha256, seconds=seconds, variant_id=variant_id)
-    return _set_state(session, shard_id, lease, ShardState.DONE, **values)
+    return _set_state(session, col(Shard.id) == shard_id, lease, ShardState.DONE, **values)
 
 
 def end_shard(
     session: Session, shard_id: int, lease: str, state: ShardState, error: str | None = None
 ) -> bool:
     """Fail or cancel the shard this lease holds."""
-    return _set_state(session, shard_id, lease, state, error=error)
+    return _set_state(session, col(Shard.id) == shard_id, lease, state, error=error)
 
 
 def fail_leased(session: Session, job_id: str, lease: str, error: str) -> bool:
     """Fail whichever shard of the job this lease holds running (its task died without saying)."""
-    statement = (
-        update(Shard)
-        .where(col(Shard.job_id) == job_id, col(Shard.lease) == lease, col(Shard.state) == ShardState.RUNNING)
-        .values(state=ShardState.FAILED.value, finished_at=utcnow(), error=error)
-    )
-    return session.exec(statement).rowcount == 1  # type: ignore[call-overload]
+    return _set_state(session, col(Shard.job_id) == job_id, lease, ShardState.FAILED, error=error)
 
 
-def _set_state(
-    session: Session, shard_id: int | None, lease: str, state: ShardState, **values: object
-) -> bool:
+def _set_state(session: Session, which: Any, lease: str, state: ShardState, **values: object) -> bool:
+    """End the running shard that ``which`` picks, if ``lease`` still holds it."""
     statement = (
         update(Shard)
-        .where(col(Shard.id) == shard_id, col(Shard.lease) == lease, col(Shard.state) == ShardState.RUNNING)
+        .where(which, col(Shard.lease) == lease, col(Shard.state) == ShardState.RUNNING)
         .values(state=state.value, finished_at=utcnow(), **values)
     )
     return session.exec(statement).rowcount == 1  # type: ignore[call-overload]

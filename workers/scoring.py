@@ -13,7 +13,6 @@ import logging
 import time
 from pathlib import Path
 
-from celery import Task as CeleryTask
 from sqlmodel import Session
 
 from db import shards, store
@@ -35,16 +34,10 @@ from workers.infer import (
     wait_for_faster,
     write_manifest,
 )
-from workers.taskrun import RETRY_INFRASTRUCTURE, FarmTask, guarded
+from workers.taskrun import RETRY_INFRASTRUCTURE, FarmTask, attempt_limit, guarded
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_S = 1.0  # how often a running shard asks whether its job was cancelled
-
-
-def _attempt_limit(task: CeleryTask, settings: FarmSettings) -> int:
-    # Deliveries whose worker died count against FARM_MAX_ATTEMPTS; retries after the database or
-    # broker was briefly away are deliveries too, and are not the shard's fault.
-    return settings.max_attempts + task.request.retries
 
 
 class ShardTask(FarmTask):  # type: ignore[misc]
@@ -65,7 +58,7 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
             None
             if pause
             else shards.claim_shard(
-                session, job_id, lease, hardware, self.request.hostname or "?", _attempt_limit(self, settings)
+                session, job_id, lease, hardware, self.request.hostname or "?", attempt_limit(self, settings)
             )
         )
         variant = session.get(Variant, options.variants[hardware])

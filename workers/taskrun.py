@@ -14,7 +14,7 @@ from celery import Task as CeleryTask
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from farm.errors import FarmError, ServiceUnavailableError, first_line
-from farm.settings import get_settings
+from farm.settings import FarmSettings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,15 @@ RETRY_INFRASTRUCTURE = dict(
 )
 
 
+def attempt_limit(task: CeleryTask, settings: FarmSettings) -> int:
+    """Deliveries a task or shard may have: FARM_MAX_ATTEMPTS for those whose worker died, plus
+    the retries after the database or broker was briefly away (those deliveries did not die)."""
+    return settings.max_attempts + task.request.retries
+
+
 def gave_up(attempts: int, max_attempts: int) -> str | None:
     """Why to stop, when earlier deliveries each died with their worker process (out of memory,
-    a crashing runtime): requeueing them forever would never end. ``attempts`` leaves out the
-    retries after an infrastructure error: those deliveries did not die."""
+    a crashing runtime): requeueing them forever would never end."""
     if attempts > max_attempts:
         return f"gave up after {max_attempts} attempts: the worker died each time"
     return None

@@ -21,7 +21,7 @@ from queues.app import app
 from queues.names import CONVERT_TASK
 from workers.convert import ConversionRequest, PlannedVariant, VariantBuilder, VariantOutcome, plan_variants
 from workers.outcome import task_outcome
-from workers.taskrun import RETRY_INFRASTRUCTURE, FarmTask, gave_up, guarded
+from workers.taskrun import RETRY_INFRASTRUCTURE, FarmTask, attempt_limit, gave_up, guarded
 from workers.verify import POLICY_VERSION
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyp
             outputs=[item["name"] for item in job.outputs],
             options=ConvertOptions.from_json(job.options),
         )
-    reason = gave_up(task.attempts - self.request.retries, settings.max_attempts)
+    reason = gave_up(task.attempts, attempt_limit(self, settings))
     if reason:
         return _fail(task_id, reason)
 
