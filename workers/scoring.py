@@ -38,6 +38,7 @@ from workers.taskrun import RETRY_INFRASTRUCTURE, FarmTask, attempt_limit, guard
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_S = 1.0  # how often a running shard asks whether its job was cancelled
+HAND_ON_WAIT_S = 600  # how long a lane waits for a broker that went away to send the next one
 
 
 class ShardTask(FarmTask):  # type: ignore[misc]
@@ -80,8 +81,8 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
         fail,
         f"shard {shard.index} of job {job_id}",
     )
-    if not handed_on:  # the broker was away before scoring: hand on now, or retry until it is back
-        _send_next_lane(settings, job_id, hardware, raise_when_away=True)
+    if not handed_on:  # the broker was away before scoring: hand on once it is back
+        _hand_on_when_the_broker_is_back(settings, job_id, hardware)
     _write_manifest_when_done(settings, job, options)
     return outcome
 
@@ -144,9 +145,19 @@ def _step_back(session: Session, job_id: str, hardware: str, options: InferOptio
     return wait_for_faster(rates, hardware, pending_rows, options.shard_rows)
 
 
-def _send_next_lane(
-    settings: FarmSettings, job_id: str, hardware: str, raise_when_away: bool = False
-) -> bool:
+def _hand_on_when_the_broker_is_back(settings: FarmSettings, job_id: str, hardware: str) -> None:
+    """Wait for the broker to send the next lane. Not a Celery retry: a retry is itself a message
+    to the broker, and a lost one would leave the job's other shards without a lane. This worker
+    process could take no other work meanwhile anyway."""
+    pause, deadline = 1.0, time.monotonic() + HAND_ON_WAIT_S
+    while not _send_next_lane(settings, job_id, hardware):
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(f"the broker stayed away {HAND_ON_WAIT_S} s: farm retry {job_id}")
+        time.sleep(pause)
+        pause = min(pause * 2, 30.0)
+
+
+def _send_next_lane(settings: FarmSettings, job_id: str, hardware: str) -> bool:
     """Queue the next lane while shards wait; False when the broker could not take it. Before
     scoring that is no reason to stop: the shard is scored first, and the lane sent after."""
     with session_scope(settings.database_url) as session:
@@ -156,9 +167,7 @@ def _send_next_lane(
     try:
         send_lane(app, job_id, hardware)
     except broker_errors(app) as exc:
-        if raise_when_away:
-            raise ServiceUnavailableError(f"the broker took no next lane: {first_line(exc)}") from exc
-        log.warning("the broker took no next lane of job %s (%s); sending it after the shard", job_id, exc)
+        log.warning("the broker took no next lane of job %s (%s); trying again", job_id, first_line(exc))
         return False
     return True
 
