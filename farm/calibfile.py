@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from farm.errors import ToolchainMissingError, UsageError
+from farm.modelfile import TensorSpec, shape_text
 
 SUFFIXES = (".npy", ".npz", ".parquet")
 ONLY_INPUT = ""
@@ -25,6 +26,44 @@ PARQUET_LABELS = "label"
 class SampleFile:
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None  # one class index per sample, or None
+    label: str = "the sample file"  # how messages name it: "--calib file calib.npz"
+
+    def arrays_for(self, specs: list[TensorSpec]) -> dict[str, np.ndarray]:
+        """Each input's samples as the model takes them: cast to its dtype, and flat samples
+        reshaped to its shape. Refuses, naming the file and the input, an array that is missing
+        or whose dtype or shape cannot feed the input. The client runs this before queueing; the
+        worker runs it again on the model as loaded."""
+        return {spec.name: _fitted(self._array_for(spec, specs), spec, self.label) for spec in specs}
+
+    def _array_for(self, spec: TensorSpec, specs: list[TensorSpec]) -> np.ndarray:
+        if ONLY_INPUT in self.inputs:
+            if len(specs) != 1:
+                names = ", ".join(s.name for s in specs)
+                raise UsageError(f"{self.label} holds one array; the model has inputs {names}")
+            return self.inputs[ONLY_INPUT]
+        array = self.inputs.get(spec.name, self.inputs.get(spec.name.split(":")[0]))
+        if array is None:
+            have = ", ".join(sorted(self.inputs))
+            raise UsageError(f"{self.label} has no array for input {spec.name} (it has: {have})")
+        return array
+
+
+def _fitted(array: np.ndarray, spec: TensorSpec, label: str) -> np.ndarray:
+    # same_kind: float64 feeds float32 and integers feed floats, but floats never feed integer
+    # inputs (token ids, class indices), where the cast would silently truncate.
+    if not np.can_cast(array.dtype, np.dtype(spec.dtype), "same_kind"):
+        raise UsageError(
+            f"{label}: samples for input {spec.name} are {array.dtype}, the model takes {spec.dtype}"
+        )
+    wanted, given = spec.shape[1:], array.shape[1:]
+    if len(given) == len(wanted) and all(w is None or w == g for w, g in zip(wanted, given, strict=True)):
+        return np.ascontiguousarray(array.astype(spec.dtype))
+    if None not in wanted and int(np.prod(given)) == int(np.prod(wanted)):  # (n, 64) feeds (n, 8, 8)
+        return np.ascontiguousarray(array.reshape((len(array), *wanted)).astype(spec.dtype))
+    raise UsageError(
+        f"{label}: samples for input {spec.name} have shape {shape_text(given)}, "
+        f"the model takes {shape_text(wanted)}"
+    )
 
 
 def read_samples(path: Path, flag: str = "--calib") -> SampleFile:
@@ -43,7 +82,7 @@ def read_samples(path: Path, flag: str = "--calib") -> SampleFile:
     labels = arrays.pop(labels_key, None)
     if len(arrays) == 1:
         arrays = {ONLY_INPUT: next(iter(arrays.values()))}
-    return _checked(f"{flag} file {path.name}", SampleFile(arrays, labels))
+    return _checked(SampleFile(arrays, labels, f"{flag} file {path.name}"))
 
 
 def _read_npy(path: Path) -> tuple[dict[str, np.ndarray], str]:
@@ -68,7 +107,8 @@ def _read_parquet(path: Path) -> tuple[dict[str, np.ndarray], str]:
 _READERS = {".npy": _read_npy, ".npz": _read_npz, ".parquet": _read_parquet}
 
 
-def _checked(name: str, samples: SampleFile) -> SampleFile:
+def _checked(samples: SampleFile) -> SampleFile:
+    name = samples.label
     if not samples.inputs:
         raise UsageError(f"{name} holds no input arrays")
     counts = set()

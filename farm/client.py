@@ -17,8 +17,9 @@ from farm.artifacts import ArtifactStore, open_store, sha256_of
 from farm.cluster import require_broker
 from farm.errors import FarmError, ServiceUnavailableError, UsageError, first_line
 from farm.jobspec import ConvertOptions
-from farm.modelfile import TensorArg, detect_format
+from farm.modelfile import TensorArg, TensorSpec, detect_format
 from farm.settings import FarmSettings
+from farm.signature import model_inputs
 from farm.targets import NATIVE, TARGETS, parse_hardware_list, parse_precisions
 from queues.app import broker_errors
 from queues.names import CONVERT_TASK, queue_for
@@ -54,7 +55,8 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     model_format = detect_format(model)
     for hardware in hardware_classes:
         TARGETS[hardware].refuse_format(model_format.value)  # arm converts TensorFlow models only
-    _check_sample_files(asked)
+    specs = model_inputs(model, model_format, asked.inputs)  # refuses --inputs the model lacks
+    _check_sample_files(asked, specs)
     require_broker(settings)
     ensure_schema(settings.database_url)
     artifacts = open_store(settings)
@@ -85,11 +87,15 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     return job
 
 
-def _check_sample_files(asked: ConvertRequest) -> None:
-    """Refuse unreadable --calib/--eval files, an --eval without labels, and an accuracy
-    threshold that no labels could ever apply to."""
+def _check_sample_files(asked: ConvertRequest, specs: list[TensorSpec] | None) -> None:
+    """Refuse unreadable --calib/--eval files, samples that cannot feed the model's inputs (when
+    the client could read them), an --eval without labels, and an accuracy threshold that no
+    labels could ever apply to."""
     calib = _read_samples(asked.calib, "--calib")
     evaluation = _read_samples(asked.evaluation, "--eval")
+    for samples in (calib, evaluation):
+        if samples is not None and specs is not None:
+            samples.arrays_for(specs)
     if asked.evaluation is not None and evaluation is not None and evaluation.labels is None:
         where = "an .npz array 'labels' or a Parquet column 'label'"
         raise UsageError(f"--eval file {asked.evaluation.name} has no labels ({where})")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError, UsageError, first_line
+from farm.tfproto import graph_def_class
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -20,6 +21,15 @@ class ModelFormat(str, enum.Enum):
     SAVED_MODEL = "saved_model"
     KERAS = "keras"
     ONNX = "onnx"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input as a worker runs it: read from the model, with --inputs shapes applied."""
+
+    name: str  # tensor name, as the ONNX variant also names it ("image:0")
+    shape: tuple[int | None, ...]  # None for an unknown dimension; the first is the batch
+    dtype: str  # numpy dtype name
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ def _check_saved_model(path: Path) -> ModelFormat:
 def _check_frozen_graph(path: Path) -> ModelFormat:
     if path.name == "saved_model.pb":
         raise UsageError(f"{path}: this is part of a SavedModel; submit its folder {path.parent} instead")
-    graph = _minimal_graph_def_class()()
+    graph = graph_def_class()()
     try:
         graph.ParseFromString(path.read_bytes())
     except Exception as exc:  # protobuf raises DecodeError, or RuntimeError from upb
@@ -107,24 +117,19 @@ def _check_hdf5(path: Path) -> ModelFormat:
     return ModelFormat.KERAS
 
 
-def _minimal_graph_def_class() -> type:
-    """A GraphDef message holding only node names and ops.
+def shape_text(shape: tuple[int | None, ...]) -> str:
+    """A shape as --inputs writes it: ``(?,16,16,3)``."""
+    return "(" + ",".join("?" if dim is None else str(dim) for dim in shape) + ")"
 
-    Enough to tell a real frozen graph from random bytes without TensorFlow; every other
-    field survives parsing as an unknown field.
-    """
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # only .pb needs it
 
-    proto = descriptor_pb2.FileDescriptorProto(name="farm_minimal_graph.proto", package="farm_minimal")
-    node = proto.message_type.add(name="NodeDef")
-    for number, name in ((1, "name"), (2, "op")):
-        node.field.add(name=name, number=number, type=9, label=1)  # TYPE_STRING, LABEL_OPTIONAL
-    node.field.add(name="input", number=3, type=9, label=3)  # LABEL_REPEATED
-    graph = proto.message_type.add(name="GraphDef")
-    graph.field.add(name="node", number=1, type=11, label=3, type_name=".farm_minimal.NodeDef")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("farm_minimal.GraphDef"))
+def node_name(tensor: str) -> str:
+    """The TensorFlow graph node a tensor name refers to: ``image`` for ``image:0`` (or ``^image``)."""
+    return tensor.lstrip("^").split(":")[0]
+
+
+def tensor_name(name: str) -> str:
+    """A TensorFlow tensor name with its output index: ``image`` means ``image:0``."""
+    return name if ":" in name else f"{name}:0"
 
 
 def parse_tensor_arg(text: str) -> TensorArg:

@@ -254,6 +254,27 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_digits_classifier(tmp_path_factory.mktemp("digits"))
 
 
+def write_token_model(target: Path) -> Path:
+    """An ONNX model whose input is integer token ids (int64, shape (batch, 6)): their mean."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Cast", ["ids"], ["as_float"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["as_float"], ["mean"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tokens",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 6])],
+        [helper.make_tensor_value_info("mean", TensorProto.FLOAT, [])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(target))
+    return target
+
+
 @pytest.fixture
 def junk_files(tmp_path: Path) -> dict[str, Path]:
     folder = tmp_path / "junk"

@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from farm.calibfile import ONLY_INPUT, SampleFile
+from farm.calibfile import SampleFile
 from farm.errors import ModelError
+from farm.modelfile import TensorSpec
 from workers.backends.base import Runner
-from workers.sources import TensorSpec
 
 SEED = 20261121
 HELD_OUT_SHARE = 5  # one sample in five is kept for verification
@@ -59,11 +59,11 @@ def make_calibration(
     elif evaluation is None:
         calibration = user_calibration(calib, specs, max_samples)
     else:
-        samples = {spec.name: _samples_for(spec, calib.inputs, specs)[:max_samples] for spec in specs}
+        samples = {name: array[:max_samples] for name, array in calib.arrays_for(specs).items()}
         calibration = Calibration(samples, {}, synthetic=False, verified_on="eval")
     if evaluation is None:
         return calibration
-    held_out = {spec.name: _samples_for(spec, evaluation.inputs, specs) for spec in specs}
+    held_out = evaluation.arrays_for(specs)
     return replace(calibration, held_out=held_out, verified_on="eval", labels=evaluation.labels)
 
 
@@ -77,7 +77,7 @@ def synthetic_calibration(specs: list[TensorSpec], samples: int, held_out: int) 
 
 
 def user_calibration(calib: SampleFile, specs: list[TensorSpec], max_samples: int) -> Calibration:
-    feeds = {spec.name: _samples_for(spec, calib.inputs, specs) for spec in specs}
+    feeds = calib.arrays_for(specs)
     count = len(next(iter(feeds.values())))
     held_out = max(1, count // HELD_OUT_SHARE)
     split = count - held_out
@@ -88,27 +88,6 @@ def user_calibration(calib: SampleFile, specs: list[TensorSpec], max_samples: in
         verified_on="calibration",
         labels=None if calib.labels is None else calib.labels[split:],
     )
-
-
-def _samples_for(spec: TensorSpec, arrays: dict[str, np.ndarray], specs: list[TensorSpec]) -> np.ndarray:
-    if ONLY_INPUT in arrays:
-        if len(specs) != 1:
-            names = ", ".join(s.name for s in specs)
-            raise ModelError(f"the calibration file holds one array; the model has inputs {names}")
-        array = arrays[ONLY_INPUT]
-    else:
-        array = arrays.get(spec.name, arrays.get(spec.name.split(":")[0]))
-        if array is None:
-            raise ModelError(f"the calibration file has no array for input {spec.name}")
-    sample_shape = concrete_shape(spec, 1)[1:]
-    if array.shape[1:] != sample_shape:
-        if int(np.prod(array.shape[1:])) != int(np.prod(sample_shape)):
-            raise ModelError(
-                f"calibration samples for {spec.name} have shape {array.shape[1:]}, "
-                f"the model wants {sample_shape}"
-            )
-        array = array.reshape((len(array), *sample_shape))
-    return np.ascontiguousarray(array.astype(spec.dtype))
 
 
 def concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:

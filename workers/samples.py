@@ -160,7 +160,17 @@ def write_all_formats(folder: Path) -> dict[str, Path]:
     model.save(paths["keras"])
     model.save(paths["h5"])
     model.export(str(paths["saved_model"]), verbose=False)
+    paths["onnx"] = write_onnx_export(paths["frozen_graph"], folder / "classifier.onnx")
     return paths
+
+
+def write_onnx_export(frozen_graph: Path, target: Path) -> Path:
+    """The frozen graph as ONNX, exported as a worker exports it (input named ``image:0``)."""
+    from farm.modelfile import ModelFormat
+    from workers.sources import load_source
+
+    load_source(frozen_graph, ModelFormat.FROZEN_GRAPH, [], [], target.parent).write_onnx(target)
+    return target
 
 
 if __name__ == "__main__":

@@ -8,26 +8,18 @@ running the original model itself (the graph, the serving signature, the Keras m
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from farm.errors import CorruptModelError, ModelError, first_line
-from farm.modelfile import ModelFormat, TensorArg
+from farm.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, tensor_name
 from workers.backends.base import import_tensorflow
 
 ONNX_OPSET = 17
 # Ops that end a graph without being a model output.
 NON_OUTPUT_OPS = {"NoOp", "Const", "Placeholder", "PlaceholderWithDefault", "Assert", "VarHandleOp"}
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str  # tensor name, as the ONNX variant also names it ("image:0")
-    shape: tuple[int | None, ...]
-    dtype: str  # numpy dtype name
 
 
 class SourceModel:
@@ -103,7 +95,7 @@ def _frozen_graph_source(tf: Any, path: Path, inputs: list[TensorArg], outputs: 
     graph_def.ParseFromString(path.read_bytes())
     nodes = {node.name: node for node in graph_def.node}
     specs = _frozen_graph_inputs(tf, nodes, inputs)
-    output_names = [_tensor_name(name) for name in outputs] or _graph_sinks(graph_def)
+    output_names = [tensor_name(name) for name in outputs] or _graph_sinks(graph_def)
     for name in output_names:
         _require_node(nodes, name, "output")
     pruned = _graph_function(tf, graph_def, [spec.name for spec in specs], output_names)
@@ -130,7 +122,7 @@ def _frozen_graph_inputs(tf: Any, nodes: dict, inputs: list[TensorArg]) -> list[
         node = _require_node(nodes, arg.name, "input")
         dtype = tf.dtypes.as_dtype(node.attr["dtype"].type).as_numpy_dtype if "dtype" in node.attr else None
         shape = arg.shape or _placeholder_shape(node)
-        specs.append(TensorSpec(_tensor_name(arg.name), shape, np.dtype(dtype or np.float32).name))
+        specs.append(TensorSpec(tensor_name(arg.name), shape, np.dtype(dtype or np.float32).name))
     return specs
 
 
@@ -140,7 +132,7 @@ def _placeholder_shape(node: Any) -> tuple[int | None, ...]:
 
 
 def _graph_sinks(graph_def: Any) -> list[str]:
-    consumed = {_node_name(name) for node in graph_def.node for name in node.input}
+    consumed = {node_name(name) for node in graph_def.node for name in node.input}
     sinks = [
         f"{node.name}:0"
         for node in graph_def.node
@@ -152,18 +144,10 @@ def _graph_sinks(graph_def: Any) -> list[str]:
 
 
 def _require_node(nodes: dict, tensor: str, role: str) -> Any:
-    node = nodes.get(_node_name(tensor))
+    node = nodes.get(node_name(tensor))
     if node is None:
         raise ModelError(f"{role} {tensor!r} is not a node of the graph")
     return node
-
-
-def _node_name(tensor: str) -> str:
-    return tensor.lstrip("^").split(":")[0]
-
-
-def _tensor_name(name: str) -> str:
-    return name if ":" in name else f"{name}:0"
 
 
 # --- SavedModel and Keras: both become a concrete function, then a frozen graph ----------------
@@ -219,7 +203,7 @@ def _function_source(
 
 
 def _function_inputs(frozen: Any, inputs: list[TensorArg]) -> list[TensorSpec]:
-    shapes = {_tensor_name(arg.name): arg.shape for arg in inputs}
+    shapes = {tensor_name(arg.name): arg.shape for arg in inputs}
     specs = [
         TensorSpec(
             tensor.name,
@@ -238,7 +222,7 @@ def _function_inputs(frozen: Any, inputs: list[TensorArg]) -> list[TensorSpec]:
 def _select_outputs(available: list[str], wanted: list[str]) -> list[str]:
     if not wanted:
         return available
-    selected = [_tensor_name(name) for name in wanted]
+    selected = [tensor_name(name) for name in wanted]
     unknown = [name for name in selected if name not in available]
     if unknown:
         raise ModelError(f"no output named {', '.join(unknown)} (the model has: {', '.join(available)})")

@@ -12,7 +12,7 @@ import redis
 from sqlalchemy import inspect
 
 from db.engine import get_engine
-from tests.conftest import Farm, assert_refused
+from tests.conftest import Farm, assert_refused, write_token_model
 
 
 def _assert_nothing_written(farm: Farm) -> None:
@@ -133,6 +133,14 @@ def test_a_gpu_worker_on_a_host_without_tensorrt_or_gpu_refuses_to_start(sqlite_
         (["--calib", "badlabels.npz"], 2, "labels must be one class index"),
         (["--calib", "unlabelled.npz", "--max-accuracy-drop", "2"], 2, "--max-accuracy-drop needs labelled"),
         (["--max-accuracy-drop", "2"], 2, "--max-accuracy-drop needs labelled samples"),
+        (
+            ["--calib", "wrongshape.npy"],
+            2,
+            "samples for input image:0 have shape (5), the model takes (16,16,3)",
+        ),
+        (["--calib", "complex.npy"], 2, "complex.npy: expected numbers, one sample per row"),
+        (["--calib", "twonames.npz"], 2, "has no array for input image:0 (it has: a, b)"),
+        (["--eval", "wrongshape.npz"], 2, "--eval file wrongshape.npz: samples for input image:0 have shape"),
     ],
 )
 def test_bad_conversion_options_are_refused(
@@ -151,6 +159,10 @@ def test_bad_conversion_options_are_refused(
     images = np.zeros((4, 16, 16, 3), dtype=np.float32)
     np.savez(tmp_path / "unlabelled.npz", image=images)
     np.savez(tmp_path / "badlabels.npz", image=images, labels=np.array([0.5, 1, 2, 3]))
+    np.save(tmp_path / "wrongshape.npy", np.zeros((4, 5), dtype=np.float32))
+    np.save(tmp_path / "complex.npy", images.astype(np.complex64))
+    np.savez(tmp_path / "twonames.npz", a=images, b=images)
+    np.savez(tmp_path / "wrongshape.npz", image=np.zeros((4, 8, 8, 3)), labels=np.arange(4))
     options = [str(tmp_path / o) if o.endswith((".npy", ".npz", ".txt")) else o for o in options]
     hw = [] if "--hw" in options else ["--hw", "cpu"]
     result = sqlite_farm.cli("submit", "convert", str(sample_models["keras"]), *hw, *options)
@@ -161,3 +173,36 @@ def test_bad_conversion_options_are_refused(
 def test_report_of_an_unknown_job_or_a_bad_plot_name(sqlite_farm: Farm) -> None:
     assert_refused(sqlite_farm.cli("report", "deadbeef"), 6, "no job 'deadbeef'")
     assert_refused(sqlite_farm.cli("report", "deadbeef", "--plot", "chart.svg"), 2, "wants a .png")
+
+
+@pytest.mark.parametrize("model", ["frozen_graph", "saved_model", "keras", "onnx"])
+@pytest.mark.parametrize(
+    ("inputs", "fragment"),
+    [
+        ("pixels", "--inputs pixels: the "),  # "model has no such input" or "graph has no node pixels"
+        ("image:0:?,8,8,3", "--inputs image:0: shape (?,8,8,3) contradicts the model's (?,16,16,3)"),
+        ("image:0:?,16,16", "contradicts the model's (?,16,16,3)"),
+    ],
+)
+def test_inputs_the_model_does_not_have_are_refused_on_the_client(
+    sqlite_farm: Farm, sample_models: dict[str, Path], model: str, inputs: str, fragment: str
+) -> None:
+    result = sqlite_farm.cli(
+        "submit", "convert", str(sample_models[model]), "--hw", "cpu", "--inputs", inputs
+    )
+    assert_refused(result, 2, fragment)
+    _assert_nothing_written(sqlite_farm)
+
+
+def test_calibration_of_the_wrong_dtype_is_refused_for_an_integer_input(
+    sqlite_farm: Farm, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    model = write_token_model(tmp_path / "tokens.onnx")
+    np.save(tmp_path / "floats.npy", np.random.default_rng(0).random((8, 6)))  # float64 token ids
+    result = sqlite_farm.cli(
+        "submit", "convert", str(model), "--hw", "cpu", "--calib", str(tmp_path / "floats.npy")
+    )
+    assert_refused(result, 2, "samples for input ids are float64, the model takes int64")
+    _assert_nothing_written(sqlite_farm)

@@ -5,8 +5,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from farm.modelfile import TensorSpec
 from workers.benchmark import BenchmarkPlan, is_stable, measure, median_interval, settled, sweep
-from workers.sources import TensorSpec
 
 DYNAMIC = [TensorSpec("x", (None, 64), "float32")]
 QUICK = BenchmarkPlan(window_s=0.005, budget_s=0.05, max_batch=8)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from farm.calibfile import ONLY_INPUT, SampleFile
-from farm.errors import ModelError
+from farm.errors import ModelError, UsageError
+from farm.modelfile import TensorSpec
 from workers.calibration import (
     SYNTHETIC_NOTE,
     concrete_shape,
@@ -14,7 +15,6 @@ from workers.calibration import (
     synthetic_calibration,
     user_calibration,
 )
-from workers.sources import TensorSpec
 
 IMAGE = TensorSpec("image:0", (None, 4, 4, 3), "float32")
 
@@ -42,10 +42,14 @@ def test_user_data_is_split_into_calibration_and_held_out_parts() -> None:
 def test_named_arrays_and_mismatches() -> None:
     named = user_calibration(SampleFile({"image": np.zeros((5, 4, 4, 3))}, None), [IMAGE], 32)
     assert named.samples["image:0"].shape == (4, 4, 4, 3)
-    with pytest.raises(ModelError, match="no array for input image:0"):
+    with pytest.raises(UsageError, match=r"no array for input image:0 \(it has: other\)"):
         user_calibration(SampleFile({"other": np.zeros((5, 4, 4, 3))}, None), [IMAGE], 32)
-    with pytest.raises(ModelError, match=r"have shape \(7,\), the model wants \(4, 4, 3\)"):
+    with pytest.raises(UsageError, match=r"have shape \(7\), the model takes \(4,4,3\)"):
         user_calibration(SampleFile({ONLY_INPUT: np.zeros((5, 7))}, None), [IMAGE], 32)
+    with pytest.raises(UsageError, match="are float64, the model takes int64"):
+        user_calibration(
+            SampleFile({ONLY_INPUT: np.zeros((5, 3))}, None), [TensorSpec("ids", (None, 3), "int64")], 32
+        )
 
 
 def test_labels_of_the_calibration_file_follow_the_held_out_part() -> None:

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from farm.errors import ModelError
-from farm.modelfile import ModelFormat
+from farm.modelfile import ModelFormat, TensorSpec
 from workers.backends import get_backend
 from workers.backends.base import onnxruntime_runner
 from workers.backends.gpu import (
@@ -22,7 +22,7 @@ from workers.backends.gpu import (
 )
 from workers.calibration import synthetic_calibration
 from workers.convert import verify_variant
-from workers.sources import TensorSpec, load_source
+from workers.sources import load_source
 
 H100 = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0", "11.4.0.106", "13.0")
 GPU_PROBLEMS = get_backend("gpu").host_problems()

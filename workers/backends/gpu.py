@@ -30,8 +30,9 @@ from workers.quantize import quantize_qdq
 if TYPE_CHECKING:
     import numpy as np
 
+    from farm.modelfile import TensorSpec
     from workers.calibration import Calibration
-    from workers.sources import SourceModel, TensorSpec
+    from workers.sources import SourceModel
 
 WORKSPACE_BYTES = 4 << 30
 OPT_BATCH = 8

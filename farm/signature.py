@@ -1,0 +1,170 @@
+"""A model's inputs read on the client, without TensorFlow: enough to refuse ``--inputs`` that name
+no input or contradict its shape, and ``--calib``/``--eval`` samples that cannot feed it, before
+anything is stored or queued.
+
+Each reader returns the inputs as the worker will name them (``image:0`` for TensorFlow models, the
+graph's own names for ONNX). Where a format cannot be read without TensorFlow (an ``.h5`` Keras
+file, a Sequential ``.keras`` model, an input inside a frozen graph that is not a Placeholder) the
+answer is None and the worker makes the same checks on the model as loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from farm.errors import ModelError, UsageError
+from farm.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, shape_text, tensor_name
+from farm.tfproto import DATA_TYPES, graph_def_class, saved_model_class, shape_of
+
+SERVING_SIGNATURE = "serving_default"  # the worker serves it, or else the first signature
+
+
+def model_inputs(path: Path, fmt: ModelFormat, named: list[TensorArg]) -> list[TensorSpec] | None:
+    """The inputs the worker will feed, with ``--inputs`` shapes applied; None where unknown here.
+
+    Raises UsageError for an ``--inputs`` name the model does not have, or a shape that
+    contradicts the model's own.
+    """
+    if fmt is ModelFormat.FROZEN_GRAPH:
+        return _frozen_graph_inputs(path, named)
+    declared = _READERS[fmt](path)
+    if declared is None:
+        return None
+    return _applied(declared, named, fmt is not ModelFormat.ONNX)
+
+
+def _applied(declared: list[TensorSpec], named: list[TensorArg], tensorflow: bool) -> list[TensorSpec]:
+    by_name = {spec.name: spec for spec in declared}
+    shapes = {}
+    for arg in named:
+        name = tensor_name(arg.name) if tensorflow else arg.name
+        if name not in by_name:
+            have = ", ".join(by_name)
+            raise UsageError(f"--inputs {arg.name}: the model has no such input (it has: {have})")
+        if arg.shape is not None:
+            shapes[name] = _checked_shape(arg, by_name[name].shape)
+    return [TensorSpec(spec.name, shapes.get(spec.name, spec.shape), spec.dtype) for spec in declared]
+
+
+def _checked_shape(arg: TensorArg, declared: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    """The shape --inputs gives, when it agrees with the model's: same rank, and the same size
+    wherever both name one."""
+    assert arg.shape is not None
+    pairs = zip(declared, arg.shape, strict=False)
+    if len(arg.shape) != len(declared) or any(a != b for a, b in pairs if a is not None and b is not None):
+        given, theirs = shape_text(arg.shape), shape_text(declared)
+        raise UsageError(f"--inputs {arg.name}: shape {given} contradicts the model's {theirs}")
+    return arg.shape
+
+
+# --- frozen graph: any node may be named as an input; Placeholders are the default ---------------
+
+
+def _frozen_graph_inputs(path: Path, named: list[TensorArg]) -> list[TensorSpec] | None:
+    graph = graph_def_class()()
+    graph.ParseFromString(path.read_bytes())  # detect_format has parsed it once already
+    nodes = {node.name: node for node in graph.node}
+    wanted = named or [TensorArg(name) for name, node in nodes.items() if node.op == "Placeholder"]
+    if not wanted:
+        hint = "name its inputs with --inputs NAME[:shape]"
+        raise ModelError(f"{path.name}: the graph has no Placeholders; {hint}")
+    specs = []
+    for arg in wanted:
+        node = nodes.get(node_name(arg.name))
+        if node is None:
+            raise UsageError(f"--inputs {arg.name}: the graph has no node {node_name(arg.name)}")
+        placeholder = _placeholder_spec(node)
+        if placeholder is None:
+            return None  # an inner tensor, or an unusual dtype: its dtype and shape need TensorFlow
+        shape = placeholder.shape if arg.shape is None else _checked_shape(arg, placeholder.shape)
+        specs.append(TensorSpec(tensor_name(arg.name), shape, placeholder.dtype))
+    return specs
+
+
+def _placeholder_spec(node: Any) -> TensorSpec | None:
+    """A Placeholder node (a NodeDef of farm.tfproto) as an input; None for any other node."""
+    dtype = node.attr["dtype"].type
+    shape = shape_of(node.attr["shape"].shape)
+    if node.op != "Placeholder" or dtype not in DATA_TYPES or shape is None:
+        return None
+    return TensorSpec(f"{node.name}:0", shape, DATA_TYPES[dtype])
+
+
+# --- formats with a declared signature -------------------------------------------------------
+
+
+def _onnx_inputs(path: Path) -> list[TensorSpec] | None:
+    import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    constants = {initializer.name for initializer in graph.initializer}
+    specs = []
+    for value in graph.input:
+        if value.name in constants:
+            continue
+        tensor = value.type.tensor_type
+        if not tensor.HasField("shape"):
+            return None
+        shape = tuple(dim.dim_value if dim.HasField("dim_value") else None for dim in tensor.shape.dim)
+        specs.append(TensorSpec(value.name, shape, tensor_dtype_to_np_dtype(tensor.elem_type).name))
+    return specs
+
+
+def _saved_model_inputs(path: Path) -> list[TensorSpec] | None:
+    proto = path / "saved_model.pb"
+    if not proto.is_file():
+        return None  # saved_model.pbtxt: rare, and text format needs TensorFlow's own parser
+    saved = saved_model_class()()
+    try:
+        saved.ParseFromString(proto.read_bytes())
+    except Exception:  # protobuf raises DecodeError, or RuntimeError from upb: TensorFlow will say
+        return None
+    signatures = {
+        name: signature
+        for meta_graph in saved.meta_graphs
+        for name, signature in meta_graph.signature_def.items()
+        if not name.startswith("__")  # __saved_model_init_op: not served
+    }
+    if not signatures:
+        return None
+    signature = signatures.get(SERVING_SIGNATURE) or next(iter(signatures.values()))
+    specs = []
+    for name, info in sorted(signature.inputs.items()):
+        shape = shape_of(info.tensor_shape)
+        if shape is None or info.dtype not in DATA_TYPES:
+            return None
+        specs.append(TensorSpec(f"{name}:0", shape, DATA_TYPES[info.dtype]))
+    return specs
+
+
+def _keras_inputs(path: Path) -> list[TensorSpec] | None:
+    """A functional ``.keras`` model's InputLayers, from its config.json."""
+    if path.suffix.lower() != ".keras":
+        return None  # .h5 holds its config in HDF5 attributes: h5py is not a client dependency
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    if config.get("class_name") != "Functional":
+        return None
+    specs = []
+    for layer in config.get("config", {}).get("layers", []):
+        if layer.get("class_name") != "InputLayer":
+            continue
+        settings = layer.get("config", {})
+        shape = settings.get("batch_shape") or settings.get("batch_input_shape")
+        dtype = settings.get("dtype")
+        if shape is None or not isinstance(dtype, str) or "name" not in settings:
+            return None
+        specs.append(TensorSpec(f"{settings['name']}:0", tuple(shape), dtype))
+    return specs or None
+
+
+_READERS: dict[ModelFormat, Callable[[Path], list[TensorSpec] | None]] = {
+    ModelFormat.ONNX: _onnx_inputs,
+    ModelFormat.SAVED_MODEL: _saved_model_inputs,
+    ModelFormat.KERAS: _keras_inputs,
+}
