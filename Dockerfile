@@ -1,13 +1,14 @@
 # One image per worker kind, chosen by build arguments (docker-compose.yml sets them):
-#   EXTRAS=tf,s3          cpu worker (TensorFlow to export TF models; ONNX Runtime is in the base)
-#   EXTRAS=gpu,s3         gpu worker (TensorRT; run with an NVIDIA device reservation)
+#   EXTRAS=cpu,s3         cpu worker (TensorFlow to export TF models, ONNX Runtime)
+#   EXTRAS=gpu,tf,s3      gpu worker (ONNX Runtime's CUDA provider; add tensorrt for TensorRT engines;
+#                         run with an NVIDIA device reservation)
 #   EXTRAS=arm,s3         arm worker (build for linux/arm64)
 #   EXTRAS=fpga,s3        fpga worker (AMD Quark, CPU torch from TORCH_INDEX)
 #   EXTRAS=monitor,s3     Flower
 ARG PYTHON_IMAGE=python:3.12-slim
 FROM ${PYTHON_IMAGE}
 
-ARG EXTRAS=tf,s3
+ARG EXTRAS=cpu,s3
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin farm

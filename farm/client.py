@@ -20,7 +20,7 @@ from farm.jobspec import ConvertOptions
 from farm.modelfile import TensorArg, TensorSpec, detect_format
 from farm.settings import FarmSettings
 from farm.signature import model_inputs
-from farm.targets import NATIVE, TARGETS, parse_hardware_list, parse_precisions
+from farm.targets import NATIVE, parse_hardware_list, parse_precisions, refuse_format
 from queues.app import broker_errors
 from queues.names import CONVERT_TASK, queue_for
 
@@ -54,7 +54,7 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     model = asked.model
     model_format = detect_format(model)
     for hardware in hardware_classes:
-        TARGETS[hardware].refuse_format(model_format.value)  # arm converts TensorFlow models only
+        refuse_format(hardware, model_format.value)  # arm converts TensorFlow models only
     specs = model_inputs(model, model_format, asked.inputs)  # refuses --inputs the model lacks
     _check_sample_files(asked, specs)
     require_broker(settings)

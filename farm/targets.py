@@ -22,8 +22,8 @@ ALL_FORMATS = (*TENSORFLOW_FORMATS, "onnx")
 
 @dataclass(frozen=True)
 class Target:
-    name: str  # the registry's key; for hardware targets also the queue's name
-    hardware: str | None  # the hardware class it targets; None for the native baseline
+    name: str  # the registry's key, stored with each variant it builds
+    hardware: str | None  # the hardware class (and queue) it serves; None for the native baseline
     summary: str
     precisions: tuple[str, ...]  # what it can build, a subset of PRECISIONS in that order
     model_formats: tuple[str, ...]  # the submitted formats it converts from (farm.modelfile.ModelFormat)
@@ -33,9 +33,10 @@ class Target:
     def refuse_format(self, model_format: str) -> None:
         if model_format not in self.model_formats:
             readable = ", ".join(fmt.replace("_", " ") for fmt in self.model_formats)
+            hardware = self.hardware or self.name
             raise UnsupportedModelError(
-                f"{self.name} converts from {readable}, not {model_format.replace('_', ' ')}: "
-                f"submit the model in one of those formats, or leave {self.name} out of --hw"
+                f"{hardware} converts from {readable}, not {model_format.replace('_', ' ')}: "
+                f"submit the model in one of those formats, or leave {hardware} out of --hw"
             )
 
 
@@ -58,7 +59,7 @@ TARGETS: dict[str, Target] = {
             ("fp32", "int8"),
             ALL_FORMATS,
             ("tensorflow", "tf2onnx", "onnxruntime"),
-            "tf",
+            "cpu",
         ),
         Target(
             "arm",
@@ -79,27 +80,50 @@ TARGETS: dict[str, Target] = {
             "fpga",
         ),
         Target(
+            "gpu-ort",
             "gpu",
+            "ONNX Runtime's CUDA provider on NVIDIA GPUs: FP32 (TF32 off), FP16 (float32 inputs and outputs)",
+            ("fp32", "fp16"),
+            ALL_FORMATS,
+            ("onnxruntime",),  # the GPU build, onnxruntime-gpu: its CUDA provider is checked on the host
+            "gpu",
+        ),
+        Target(
+            "gpu-tensorrt",
             "gpu",
             "TensorRT engines on NVIDIA GPUs: FP32, FP16 and INT8 (from QDQ ONNX), dynamic batch",
             ("fp32", "fp16", "int8"),
             ALL_FORMATS,
-            ("tensorflow", "tf2onnx", "tensorrt", "cuda"),
-            "gpu",
+            ("tensorrt", "cuda", "onnxruntime"),
+            "tensorrt",
         ),
     )
 }
 
 
 def hardware_classes() -> list[str]:
-    return sorted(name for name, target in TARGETS.items() if target.hardware)
+    return sorted({target.hardware for target in TARGETS.values() if target.hardware})
 
 
-def get_target(name: str) -> Target:
-    """A hardware target by its class name (the native baseline is not one)."""
-    if name not in hardware_classes():
-        raise UsageError(f"unknown hardware class {name!r} (known: {', '.join(hardware_classes())})")
-    return TARGETS[name]
+def targets_for(hardware: str) -> list[Target]:
+    """Every target serving a hardware class, in order of preference: a class may have more than
+    one runtime (gpu: ONNX Runtime's CUDA provider, TensorRT), and a worker builds with each it has."""
+    if hardware not in hardware_classes():
+        raise UsageError(f"unknown hardware class {hardware!r} (known: {', '.join(hardware_classes())})")
+    return [target for target in TARGETS.values() if target.hardware == hardware]
+
+
+def class_precisions(hardware: str) -> tuple[str, ...]:
+    """What a hardware class can build with any of its runtimes, in PRECISIONS order."""
+    offered = {precision for target in targets_for(hardware) for precision in target.precisions}
+    return tuple(precision for precision in PRECISIONS if precision in offered)
+
+
+def refuse_format(hardware: str, model_format: str) -> None:
+    """Refuses a model format that no runtime of the hardware class converts from."""
+    targets = targets_for(hardware)
+    if all(model_format not in target.model_formats for target in targets):
+        targets[0].refuse_format(model_format)
 
 
 def parse_hardware_list(text: str) -> list[str]:
@@ -108,7 +132,7 @@ def parse_hardware_list(text: str) -> list[str]:
     if not names:
         raise UsageError("no hardware class given (e.g. --hw cpu)")
     for name in names:
-        get_target(name)
+        targets_for(name)
     return names
 
 
@@ -122,11 +146,9 @@ def parse_precisions(text: str, hardware: list[str]) -> list[str]:
     if unknown:
         raise UsageError(f"unknown precision {', '.join(unknown)} (known: {', '.join(PRECISIONS)})")
     for hw in hardware:
-        target = get_target(hw)
-        if names and not set(names) & set(target.precisions):
-            raise UsageError(
-                f"{hw} builds {', '.join(target.precisions)}; none of {', '.join(names)} asked for"
-            )
+        offered = class_precisions(hw)
+        if names and not set(names) & set(offered):
+            raise UsageError(f"{hw} builds {', '.join(offered)}; none of {', '.join(names)} asked for")
     return [name for name in PRECISIONS if name in names]
 
 

@@ -15,20 +15,28 @@ from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 
 from queues.names import FLEET_INFO_COMMAND
-from workers.backends import get_backend
+from workers.backends import usable_backends
 
 _identity: dict[str, Any] = {}
 
 
-def describe_worker(hardware: list[str]) -> None:
-    """Once, in `farm worker` before it starts consuming: toolchains are probed here, not per ask."""
+def describe_worker(hardware: list[str]) -> dict[str, str]:
+    """Once, in `farm worker` before it starts consuming: toolchains are probed here, not per ask.
+    Returns each class's toolchains."""
     _identity.update(
         hardware=hardware,
-        toolchains={name: get_backend(name).toolchain() for name in hardware},
+        toolchains={name: toolchains_of(name) for name in hardware},
         farm_version=version("farm"),
         host=socket.gethostname(),
         pid=os.getpid(),
     )
+    return _identity["toolchains"]
+
+
+def toolchains_of(hardware: str) -> str:
+    """Each runtime this worker builds with for a class, and its versions: what `farm worker`
+    prints when it starts and `farm workers` shows."""
+    return "; ".join(f"{backend.name}: {backend.toolchain()}" for backend in usable_backends(hardware))
 
 
 @inspect_command(name=FLEET_INFO_COMMAND)  # type: ignore[misc]

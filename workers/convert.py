@@ -22,11 +22,12 @@ import numpy as np
 
 from farm.artifacts import open_store, sha256_of
 from farm.calibfile import SampleFile, read_samples
+from farm.errors import ToolchainMissingError
 from farm.jobspec import ConvertOptions
 from farm.locks import file_lock
 from farm.modelfile import ModelFormat, TensorArg
 from farm.settings import FarmSettings
-from workers.backends import NATIVE, all_backends, get_backend, native_backend
+from workers.backends import NATIVE, all_backends, class_problems, native_backend, usable_backends
 from workers.backends.base import Backend, BuiltVariant, Runner
 from workers.benchmark import BenchmarkPlan, Measurement, sweep
 from workers.calibration import Calibration, make_calibration, run_batched
@@ -74,11 +75,18 @@ class VariantOutcome:
 
 
 def plan_variants(request: ConversionRequest) -> list[PlannedVariant]:
-    """The native baseline first, then each precision the hardware's backend builds and the job wants."""
-    target = get_backend(request.hardware)
+    """The native baseline first, then each precision the job wants from each of the hardware
+    class's backends that this host can run (gpu: ONNX Runtime's CUDA provider and TensorRT)."""
+    backends = usable_backends(request.hardware)
+    if not backends:
+        problems = "; ".join(class_problems(request.hardware))
+        raise ToolchainMissingError(f"this {request.hardware} worker can build nothing: {problems}")
     wanted = request.options.precisions
     plans = [(native_backend(), "fp32")]
-    plans += [(target, precision) for precision in target.precisions if not wanted or precision in wanted]
+    for backend in backends:
+        plans += [
+            (backend, precision) for precision in backend.precisions if not wanted or precision in wanted
+        ]
     return [_planned(request, backend, precision) for backend, precision in plans]
 
 

@@ -6,6 +6,7 @@ import glob
 import os
 import platform
 import shutil
+import subprocess
 from pathlib import Path
 
 
@@ -22,6 +23,27 @@ def detect_hardware_classes() -> list[str]:
 
 def has_nvidia_gpu() -> bool:
     return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
+
+
+def nvidia_gpu_problems() -> list[str]:
+    """Why a gpu backend cannot run here for want of a GPU; empty when nvidia-smi lists one."""
+    if shutil.which("nvidia-smi") is None:
+        return ["no NVIDIA GPU found (no nvidia-smi): a gpu worker needs one"]
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    if listed.returncode != 0 or "GPU" not in listed.stdout:
+        return ["no NVIDIA GPU found (nvidia-smi lists none): a gpu worker needs one"]
+    return []
+
+
+def nvidia_gpu_name() -> str:
+    """The first GPU's name and compute capability, as nvidia-smi reports them (no CUDA call:
+    safe in a prefork parent)."""
+    if shutil.which("nvidia-smi") is None:
+        return "no GPU"
+    query = ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "--id=0"]
+    listed = subprocess.run(query, capture_output=True, text=True, timeout=30)
+    name, _, capability = listed.stdout.strip().partition(",")
+    return f"{name.strip()} sm{capability.strip()}" if listed.returncode == 0 else "unknown GPU"
 
 
 def has_xilinx_fpga() -> bool:

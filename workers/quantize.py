@@ -1,7 +1,9 @@
-"""INT8 static quantization of an ONNX model into QDQ form with ONNX Runtime's quantizer.
+"""Lower-precision ONNX graphs the backends share: INT8 static quantization into QDQ form with ONNX
+Runtime's quantizer, and FP16 graphs that keep float32 inputs and outputs.
 
 The QDQ model is what ONNX Runtime's CPU provider runs fast and what TensorRT 10/11 builds INT8
-engines from, so the cpu and gpu backends share it.
+engines from, so the cpu and gpu backends share it; the FP16 graph is what ONNX Runtime's CUDA
+provider runs and TensorRT builds FP16 engines from.
 """
 
 from __future__ import annotations
@@ -94,3 +96,12 @@ def working_directory(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(previous)
+
+
+def to_fp16(source_onnx: Path, target: Path) -> Path:
+    """FP16 weights and compute, FP32 inputs and outputs (callers keep feeding float32)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(source_onnx)), keep_io_types=True), str(target))
+    return target

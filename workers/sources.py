@@ -246,9 +246,10 @@ def _tf_source(
     def tf_function() -> Any:
         return _graph_function(tf, graph_def, [spec.name for spec in specs], output_names)
 
-    return SourceModel(
-        specs, output_names, run, write_onnx, runtime=f"tensorflow {tf.__version__}", tf_function=tf_function
-    )
+    # The report names what the baseline ran on: TensorFlow uses a GPU only where its CUDA build is installed.
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    runtime = f"tensorflow {tf.__version__} ({device})"
+    return SourceModel(specs, output_names, run, write_onnx, runtime=runtime, tf_function=tf_function)
 
 
 _LOADERS = {
@@ -288,7 +289,7 @@ def _onnx_source(path: Path, inputs: list[TensorArg]) -> SourceModel:
         output_names,
         run,
         lambda target: shutil.copyfile(path, target),
-        f"onnxruntime {ort.__version__}",
+        f"onnxruntime {ort.__version__} (CPUExecutionProvider, unoptimised)",
     )
 
 

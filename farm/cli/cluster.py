@@ -18,7 +18,7 @@ from farm.settings import get_settings, redacted
 from farm.targets import hardware_classes, parse_hardware_list
 from queues.app import app
 from queues.names import queue_for, worker_name
-from workers.backends import get_backend
+from workers.backends import backends_for, class_problems
 from workers.hardware import detect_hardware_classes
 
 WORKER_READY_TIMEOUT_S = 60.0
@@ -81,7 +81,7 @@ def _servable_hardware(text: str) -> list[str]:
     for hardware in wanted:
         if hardware not in hardware_classes():
             console.print(f"{hardware:7} detected, but farm has no backend for it yet")
-        elif problems := get_backend(hardware).host_problems():
+        elif problems := class_problems(hardware):
             console.print(f"{hardware:7} worker not started: {escape('; '.join(problems))}")
         else:
             servable.append(hardware)
@@ -129,7 +129,7 @@ def worker(
     import workers.tasks  # noqa: F401  (registers the task bodies)
     from workers.control import describe_worker  # registers the answer to `farm workers`
 
-    describe_worker(hardware)
+    _say_what_builds(describe_worker(hardware))
 
     app.worker_main(
         [
@@ -154,8 +154,17 @@ def _worker_hardware(text: str) -> list[str]:
     return detected
 
 
+def _say_what_builds(toolchains: dict[str, str]) -> None:
+    """Which runtimes this worker builds with for each class, and why any other is not used."""
+    for hardware, text in toolchains.items():
+        console.print(f"{hardware} builds with {escape(text)}")
+        for backend in backends_for(hardware):
+            if problems := backend.host_problems():
+                console.print(f"{hardware} does not use {backend.name}: {escape('; '.join(problems))}")
+
+
 def _refuse_without_toolchain(hardware: list[str]) -> None:
     for name in hardware:
-        problems = get_backend(name).host_problems()
+        problems = class_problems(name)
         if problems:
             raise ToolchainMissingError(f"the {name} worker cannot take its queue: {'; '.join(problems)}")

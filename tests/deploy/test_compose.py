@@ -94,7 +94,7 @@ def test_workers_stop_gracefully_and_get_their_hardware(profile: str) -> None:
         assert service["command"] == ["worker", "--hw", hardware]  # exec form: the worker gets SIGTERM
         assert _seconds(service["stop_grace_period"]) > soft_shutdown
         assert service["healthcheck"]["test"][0] == "CMD-SHELL"
-        assert service["build"]["args"]["EXTRAS"].split(",")[0] == ("tf" if hardware == "cpu" else hardware)
+        assert service["build"]["args"]["EXTRAS"].split(",")[0] == hardware  # the class's own extra
     services = resolved(profile)
     if profile == "gpu":
         (device,) = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]

@@ -44,6 +44,25 @@ def test_bad_model_files_are_refused(
     _assert_nothing_written(sqlite_farm)
 
 
+def test_a_truncated_graph_and_an_onnx_file_failing_the_checker_are_refused(
+    sqlite_farm: Farm, sample_models: dict[str, Path], tmp_path: Path
+) -> None:
+    import onnx
+
+    graph = sample_models["frozen_graph"].read_bytes()
+    truncated = tmp_path / "truncated.pb"
+    truncated.write_bytes(graph[: len(graph) // 2])  # a download cut off halfway
+    assert_refused(sqlite_farm.cli("submit", "convert", str(truncated), "--hw", "cpu"), 3, "corrupt protobuf")
+
+    model = onnx.load(str(sample_models["onnx"]))
+    model.graph.node[0].input[0] = "nowhere"  # parses, but a node reads a tensor nothing makes
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    result = sqlite_farm.cli("submit", "convert", str(broken), "--hw", "cpu")
+    assert_refused(result, 3, "not a valid ONNX model")
+    _assert_nothing_written(sqlite_farm)
+
+
 def test_unknown_hardware_is_refused_before_anything_is_queued(
     sqlite_farm: Farm, sample_models: dict[str, Path]
 ) -> None:
@@ -102,18 +121,19 @@ def test_worker_without_its_toolchain_refuses_its_queue(sqlite_farm: Farm) -> No
     )
     shown_as = "farm worker --hw cpu (on a host without tf2onnx)"
     assert_refused(
-        result, 4, "cpu worker cannot take its queue", "tf2onnx", "pip install 'farm[tf]'", shown_as=shown_as
+        result, 4, "cpu worker cannot take its queue", "tf2onnx", "pip install 'farm[cpu]'", shown_as=shown_as
     )
 
 
 def test_a_gpu_worker_on_a_host_without_tensorrt_or_gpu_refuses_to_start(sqlite_farm: Farm) -> None:
-    from workers.backends import get_backend
+    from workers.backends import class_problems
 
-    if not get_backend("gpu").host_problems():
+    if not class_problems("gpu"):
         pytest.skip("this host can serve the gpu queue")
     result = sqlite_farm.cli("worker", "--hw", "gpu", timeout=60)
-    assert_refused(result, 4, "gpu worker cannot take its queue")
-    assert "farm[gpu]" in result.stderr or "no NVIDIA GPU" in result.stderr
+    # Both runtimes are named, each with what it lacks: a GPU, and its own toolchain.
+    assert_refused(result, 4, "gpu worker cannot take its queue", "gpu-ort: ", "gpu-tensorrt: ")
+    assert "no NVIDIA GPU" in result.stderr and "pip install 'farm[tensorrt]'" in result.stderr
 
 
 @pytest.mark.parametrize(

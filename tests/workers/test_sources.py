@@ -9,7 +9,7 @@ import pytest
 
 from farm.errors import ModelError
 from farm.modelfile import ModelFormat, TensorArg
-from workers.backends import get_backend
+from workers.backends import all_backends
 from workers.calibration import random_feeds, synthetic_calibration
 from workers.convert import verify_variant
 from workers.sources import load_source
@@ -60,7 +60,7 @@ def test_an_onnx_model_is_taken_as_already_converted(sample_models: dict[str, Pa
     onnx_source = load_source(exported, ModelFormat.ONNX, [], [], tmp_path)
     assert [s.name for s in onnx_source.inputs] == ["image:0"]
 
-    backend = get_backend("cpu")
+    backend = all_backends()["cpu"]
     calibration = synthetic_calibration(onnx_source.inputs, samples=4, held_out=4)
     built = backend.convert(onnx_source, "fp32", calibration, tmp_path)
     # Judged against the Keras original: the ONNX given was exported from it.

@@ -6,8 +6,10 @@ this. Adding a hardware target is one entry there and one file here. Modules mus
 toolchains, and numpy too, are imported inside the methods that use them
 (tests/farm/test_cli_imports.py holds them to that).
 
-A backend with a ``hardware`` class is a target (its name is a queue); the one without is the
-native baseline, run on every hardware class so each speedup is measured on the same machine.
+A backend with a ``hardware`` class is a target serving that class's queue; a class may have more
+than one (gpu: ONNX Runtime's CUDA provider and TensorRT), and a worker builds with each one its
+host can run. The backend without a class is the native baseline, run on every hardware class so
+each speedup is measured on the same machine.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import importlib
 import pkgutil
 from functools import lru_cache
 
-from farm.targets import NATIVE, TARGETS, get_target
+from farm.targets import NATIVE, TARGETS, targets_for
 from workers.backends.base import Backend
 
-__all__ = ["NATIVE", "all_backends", "get_backend", "native_backend"]
+__all__ = ["NATIVE", "all_backends", "backends_for", "class_problems", "native_backend", "usable_backends"]
 
 
 @lru_cache(maxsize=1)
@@ -37,9 +39,26 @@ def all_backends() -> dict[str, Backend]:
     return backends
 
 
-def get_backend(name: str) -> Backend:
-    """A hardware target's backend by its class name (the native baseline is not one)."""
-    return all_backends()[get_target(name).name]
+def backends_for(hardware: str) -> list[Backend]:
+    """Every backend of a hardware class, in order of preference (the native baseline is none)."""
+    return [all_backends()[target.name] for target in targets_for(hardware)]
+
+
+def usable_backends(hardware: str) -> list[Backend]:
+    """The backends of a hardware class that this host can run."""
+    return [backend for backend in backends_for(hardware) if not backend.host_problems()]
+
+
+def class_problems(hardware: str) -> list[str]:
+    """Why this host cannot serve a hardware class: empty when any one of its backends can run
+    here; otherwise each backend's reasons, named by the backend when the class has several."""
+    backends = backends_for(hardware)
+    problems = {backend.name: backend.host_problems() for backend in backends}
+    if any(not found for found in problems.values()):
+        return []
+    if len(backends) == 1:
+        return problems[backends[0].name]
+    return [f"{name}: {'; '.join(found)}" for name, found in problems.items()]
 
 
 def native_backend() -> Backend:

@@ -9,6 +9,7 @@ from farm.errors import UsageError
 from farm.settings import get_settings
 from farm.targets import TARGETS
 from workers.backends.base import (
+    ONNXRUNTIME,
     BuiltVariant,
     Runner,
     TargetBackend,
@@ -26,7 +27,7 @@ class CpuBackend(TargetBackend):
     target = TARGETS["cpu"]
 
     def toolchain(self) -> str:
-        versions = package_versions(["onnxruntime", "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"])
+        versions = package_versions([*ONNXRUNTIME, "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"])
         return f"{versions}, int8 activations {get_settings().cpu_int8_activations}"
 
     def convert(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm.targets import TARGETS
-from workers.backends.base import BuiltVariant, Runner, TargetBackend, package_versions
+from workers.backends.base import ONNXRUNTIME, BuiltVariant, Runner, TargetBackend, package_versions
 
 if TYPE_CHECKING:
     from workers.calibration import Calibration
@@ -24,7 +24,7 @@ class NativeBackend(TargetBackend):
         self._source: SourceModel | None = None
 
     def toolchain(self) -> str:
-        return package_versions(["tensorflow-cpu", "tensorflow", "onnxruntime"])
+        return package_versions(["tensorflow-cpu", "tensorflow", *ONNXRUNTIME])
 
     def convert(
         self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path

@@ -1,4 +1,6 @@
-"""NVIDIA GPUs: TensorRT engines built from the ONNX variant with TensorRT's Python API.
+"""NVIDIA GPUs, TensorRT runtime: engines built from the ONNX export with TensorRT's Python API.
+Used on gpu workers where ``tensorrt`` and cuda-python are installed (``farm[tensorrt]``), beside
+ONNX Runtime's CUDA provider (gpu_ort.py).
 
 An engine only runs on the GPU model and TensorRT version that built it, so the conversion runs on
 a gpu worker, the engine's details (GPU, compute capability, TensorRT and CUDA versions) are stored
@@ -15,8 +17,6 @@ without a GPU; the calls into TensorRT and CUDA need both and are tested only wh
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,8 @@ from farm.errors import ConversionError, UsageError
 from farm.settings import get_settings
 from farm.targets import TARGETS, toolchain_problem
 from workers.backends.base import BuiltVariant, Runner, TargetBackend, package_versions
-from workers.quantize import quantize_qdq
+from workers.hardware import nvidia_gpu_problems
+from workers.quantize import quantize_qdq, to_fp16
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,26 +98,14 @@ def engine_onnx(source: SourceModel, precision: str, calibration: Calibration, w
         return to_fp16(exported, workdir / "model_fp16.onnx")
     if precision == "int8":
         return quantize_qdq(exported, calibration, workdir / "model_int8.onnx", activations="s8")
-    raise UsageError(f"gpu does not build {precision}")
+    raise UsageError(f"gpu-tensorrt does not build {precision}")
 
 
-def to_fp16(source_onnx: Path, target: Path) -> Path:
-    """FP16 weights and compute, FP32 inputs and outputs (callers keep feeding float32)."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    onnx.save(convert_float_to_float16(onnx.load(str(source_onnx)), keep_io_types=True), str(target))
-    return target
-
-
-class GpuBackend(TargetBackend):
-    target = TARGETS["gpu"]
+class TensorRTBackend(TargetBackend):
+    target = TARGETS["gpu-tensorrt"]
 
     def host_problems(self) -> list[str]:
-        problems = toolchain_problem(self.target)
-        if not nvidia_gpu_listed():
-            problems.append("no NVIDIA GPU found (nvidia-smi lists none): a gpu worker needs one")
-        return problems
+        return toolchain_problem(self.target) + nvidia_gpu_problems()
 
     def toolchain(self) -> str:
         # An engine is tied to its GPU: the GPU is part of the cache key, not just the versions.
@@ -141,13 +130,6 @@ class GpuBackend(TargetBackend):
         if problems:
             raise ConversionError(f"engine {variant.path.name} cannot run here: {'; '.join(problems)}")
         return EngineRunner(variant.path, outputs)
-
-
-def nvidia_gpu_listed() -> bool:
-    if shutil.which("nvidia-smi") is None:
-        return False
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
-    return listed.returncode == 0 and "GPU" in listed.stdout
 
 
 def host_identity() -> GpuIdentity:
@@ -273,4 +255,4 @@ def _checked(result: tuple) -> Any:
     return values[0] if len(values) == 1 else values or None
 
 
-BACKEND = GpuBackend()
+BACKEND = TensorRTBackend()

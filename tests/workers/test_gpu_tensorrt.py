@@ -1,5 +1,5 @@
-"""The gpu backend: its decisions are tested everywhere; building and running engines only where
-TensorRT, cuda-python and an NVIDIA GPU exist (skipped elsewhere, with the reason)."""
+"""The gpu class's TensorRT backend: its decisions are tested everywhere; building and running
+engines only where TensorRT, cuda-python and an NVIDIA GPU exist (skipped elsewhere, with the reason)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from farm.errors import ModelError
 from farm.modelfile import ModelFormat, TensorSpec
-from workers.backends import get_backend
+from workers.backends import all_backends
 from workers.backends.base import onnxruntime_runner
-from workers.backends.gpu import (
+from workers.backends.gpu_tensorrt import (
     GpuIdentity,
     engine_onnx,
     incompatibilities,
@@ -25,7 +25,8 @@ from workers.convert import verify_variant
 from workers.sources import load_source
 
 H100 = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0", "11.4.0.106", "13.0")
-GPU_PROBLEMS = get_backend("gpu").host_problems()
+BACKEND = all_backends()["gpu-tensorrt"]
+GPU_PROBLEMS = BACKEND.host_problems()
 
 
 def test_profiles_cover_batch_one_to_the_sweep_limit() -> None:
@@ -82,7 +83,7 @@ def test_engine_inputs_fp16_and_qdq_onnx_keep_float32_io(
 def test_a_gpu_worker_without_tensorrt_or_gpu_names_what_is_missing() -> None:
     if not GPU_PROBLEMS:
         pytest.skip("this host has TensorRT, cuda-python and a GPU")
-    assert any("pip install 'farm[gpu]'" in p or "no NVIDIA GPU" in p for p in GPU_PROBLEMS)
+    assert any("pip install 'farm[tensorrt]'" in p or "no NVIDIA GPU" in p for p in GPU_PROBLEMS)
 
 
 @pytest.mark.skipif(bool(GPU_PROBLEMS), reason=f"needs a GPU worker host: {'; '.join(GPU_PROBLEMS)}")
@@ -90,7 +91,7 @@ def test_a_gpu_worker_without_tensorrt_or_gpu_names_what_is_missing() -> None:
 def test_tensorrt_engine_builds_runs_and_verifies(
     precision: str, sample_models: dict[str, Path], tmp_path: Path
 ) -> None:
-    backend = get_backend("gpu")
+    backend = BACKEND
     source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [], tmp_path)
     calibration = synthetic_calibration(source.inputs, samples=16, held_out=16)
     variant = backend.convert(source, precision, calibration, tmp_path)

@@ -1,0 +1,93 @@
+"""The gpu class's ONNX Runtime backend (the CUDA provider of onnxruntime-gpu). Its graphs and its
+refusals are tested everywhere; running on the CUDA provider only where onnxruntime-gpu and an
+NVIDIA GPU exist (skipped elsewhere, with the reason)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from farm.errors import ConversionError, ToolchainMissingError
+from farm.jobspec import ConvertOptions
+from farm.modelfile import ModelFormat
+from workers.backends import all_backends, class_problems
+from workers.backends.base import onnxruntime_runner
+from workers.backends.gpu_ort import NO_CUDA_PROVIDER, cuda_provider
+from workers.calibration import synthetic_calibration
+from workers.convert import ConversionRequest, plan_variants, verify_variant
+from workers.sources import load_source
+
+BACKEND = all_backends()["gpu-ort"]
+GPU_PROBLEMS = BACKEND.host_problems()
+GPU_REQUEST = ConversionRequest("j", "gpu", "models/m", "0" * 64, ModelFormat.ONNX, [], [], ConvertOptions())
+needs_gpu = pytest.mark.skipif(
+    bool(GPU_PROBLEMS), reason=f"needs a gpu worker host: {'; '.join(GPU_PROBLEMS)}"
+)
+
+
+def test_fp32_runs_with_tf32_off() -> None:
+    # The CUDA provider's default TF32 math is not FP32: it moved ResNet50's outputs by 0.018.
+    assert cuda_provider() == ("CUDAExecutionProvider", {"device_id": "0", "use_tf32": "0"})
+
+
+def test_the_fp16_variant_keeps_float32_inputs_and_outputs_and_verifies(
+    sample_models: dict[str, Path], tmp_path: Path
+) -> None:
+    source = load_source(sample_models["onnx"], ModelFormat.ONNX, [], [], tmp_path)
+    calibration = synthetic_calibration(source.inputs, samples=8, held_out=16)
+    variant = BACKEND.convert(source, "fp16", calibration, tmp_path)
+    graph = onnx.load(str(variant.path)).graph
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer)
+    assert {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]} == {onnx.TensorProto.FLOAT}
+    assert variant.format == "onnx" and "CUDAExecutionProvider" in variant.runtime
+    assert variant.details["use_tf32"] == "0"
+    # The same graph on the CPU provider: FP16 arithmetic still within FP16's rule.
+    result = verify_variant(
+        source, calibration, onnxruntime_runner(variant.path, source.output_names), "fp16"
+    )
+    assert result.passed, result.summary()
+
+
+@pytest.mark.skipif(not GPU_PROBLEMS, reason="this host runs the CUDA provider")
+def test_a_variant_never_runs_quietly_on_the_cpu_instead(
+    sample_models: dict[str, Path], tmp_path: Path
+) -> None:
+    source = load_source(sample_models["onnx"], ModelFormat.ONNX, [], [], tmp_path)
+    variant = BACKEND.convert(source, "fp32", synthetic_calibration(source.inputs, 4, 4), tmp_path)
+    # ONNX Runtime itself would fall back to its CPU provider with a warning; the runner refuses.
+    with pytest.raises(ConversionError, match="could not start its CUDAExecutionProvider here"):
+        BACKEND.load(variant, source.output_names)
+
+
+@pytest.mark.skipif(not GPU_PROBLEMS, reason="this host can serve the gpu queue")
+def test_a_host_without_the_gpu_build_or_a_gpu_says_what_is_missing() -> None:
+    assert NO_CUDA_PROVIDER in GPU_PROBLEMS or any("no NVIDIA GPU" in p for p in GPU_PROBLEMS)
+    assert "pip install 'farm[gpu]'" in NO_CUDA_PROVIDER and "onnxruntime-gpu" in NO_CUDA_PROVIDER
+    request = GPU_REQUEST
+    with pytest.raises(
+        ToolchainMissingError, match=r"this gpu worker can build nothing: gpu-ort: .*; gpu-tensorrt: "
+    ):
+        plan_variants(request)
+    assert len(class_problems("gpu")) == 2
+
+
+@needs_gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_variants_run_on_the_cuda_provider_and_verify(
+    precision: str, sample_models: dict[str, Path], tmp_path: Path
+) -> None:
+    source = load_source(sample_models["onnx"], ModelFormat.ONNX, [], [], tmp_path)
+    calibration = synthetic_calibration(source.inputs, samples=8, held_out=64)
+    variant = BACKEND.convert(source, precision, calibration, tmp_path)
+    result = verify_variant(source, calibration, BACKEND.load(variant, source.output_names), precision)
+    assert result.passed, result.summary()  # fp32 within FP32's tolerance: TF32 is off
+
+
+@needs_gpu
+def test_a_gpu_worker_plans_the_cuda_provider_without_tensorflow() -> None:
+    planned = [(plan.backend, plan.precision) for plan in plan_variants(GPU_REQUEST)]
+    assert (
+        planned[0] == ("native", "fp32") and ("gpu-ort", "fp32") in planned and ("gpu-ort", "fp16") in planned
+    )

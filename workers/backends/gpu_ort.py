@@ -1,0 +1,100 @@
+"""NVIDIA GPUs, ONNX Runtime runtime: the ONNX export run by ONNX Runtime's CUDA provider, from
+``onnxruntime-gpu`` (``farm[gpu]``, installed in place of ``onnxruntime``: both are one module).
+
+FP32 runs with TF32 off. The provider's default TF32 matrix math moved ResNet50's outputs by up to
+0.018 from the CPU provider's on an H100 (../shared NOTES), which FP32's tolerance rightly rejects:
+TF32 would be a precision of its own. FP16 is a float16 graph that keeps float32 inputs and
+outputs, as the TensorRT backend builds its FP16 engines from.
+
+Nothing here touches CUDA until a variant is loaded in a pool process: the worker's prefork
+parent only asks ONNX Runtime which providers it has and nvidia-smi which GPU there is.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from farm.errors import UsageError
+from farm.targets import TARGETS, toolchain_problem
+from workers.backends.base import (
+    ONNXRUNTIME,
+    BuiltVariant,
+    Runner,
+    TargetBackend,
+    onnxruntime_runner,
+    package_versions,
+)
+from workers.hardware import nvidia_gpu_name, nvidia_gpu_problems
+from workers.quantize import to_fp16
+
+if TYPE_CHECKING:
+    from workers.calibration import Calibration
+    from workers.sources import SourceModel
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+NO_CUDA_PROVIDER = (
+    "this onnxruntime has no CUDA provider: pip install 'farm[gpu]' "
+    "(onnxruntime-gpu, after pip uninstall onnxruntime)"
+)
+
+
+def cuda_provider(device_id: int = 0) -> tuple[str, dict[str, str]]:
+    """The provider and its options for every gpu-ort variant: TF32 off, so FP32 means FP32."""
+    return CUDA_PROVIDER, {"device_id": str(device_id), "use_tf32": "0"}
+
+
+def runtime_name(precision: str) -> str:
+    versions = package_versions(["onnxruntime-gpu"]) or package_versions(ONNXRUNTIME)
+    return f"{versions} ({CUDA_PROVIDER}{', TF32 off' if precision == 'fp32' else ''})"
+
+
+class OrtCudaBackend(TargetBackend):
+    target = TARGETS["gpu-ort"]
+
+    def host_problems(self) -> list[str]:
+        problems = toolchain_problem(self.target)
+        if not problems and not has_cuda_provider():
+            problems.append(NO_CUDA_PROVIDER)
+        return problems + nvidia_gpu_problems()
+
+    def toolchain(self) -> str:
+        # Kernels and their numerics differ by GPU: the GPU is part of the cache key.
+        return f"{package_versions([*ONNXRUNTIME, 'onnx', 'tf2onnx'])}, {nvidia_gpu_name()}"
+
+    def convert(
+        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+    ) -> BuiltVariant:
+        target = workdir / f"model_{precision}.onnx"
+        if precision == "fp32":
+            shutil.copyfile(source.onnx(), target)
+        elif precision == "fp16":
+            to_fp16(source.onnx(), target)
+        else:
+            raise UsageError(f"gpu-ort does not build {precision}")
+        provider, options = cuda_provider()
+        details = {"provider": provider, **options, "gpu": nvidia_gpu_name()}
+        return BuiltVariant(target, "onnx", precision, runtime_name(precision), details=details)
+
+    def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
+        preload_cuda_libraries()
+        return onnxruntime_runner(variant.path, outputs, cuda_provider())
+
+
+def has_cuda_provider() -> bool:
+    import onnxruntime as ort
+
+    return CUDA_PROVIDER in ort.get_available_providers()
+
+
+def preload_cuda_libraries() -> None:
+    """Let the CUDA provider find CUDA and cuDNN installed as Python wheels (nvidia-*, or
+    PyTorch's copies) rather than only system-wide; onnxruntime-gpu 1.21 and later."""
+    import onnxruntime as ort
+
+    if hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()
+
+
+BACKEND = OrtCudaBackend()
