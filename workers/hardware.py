@@ -35,15 +35,17 @@ def nvidia_gpu_problems() -> list[str]:
     return []
 
 
-def nvidia_gpu_name() -> str:
-    """The first GPU's name and compute capability, as nvidia-smi reports them (no CUDA call:
-    safe in a prefork parent)."""
-    if shutil.which("nvidia-smi") is None:
-        return "no GPU"
-    query = ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "--id=0"]
-    listed = subprocess.run(query, capture_output=True, text=True, timeout=30)
+def nvidia_gpu() -> dict[str, str]:
+    """The first GPU's ``gpu_name`` and ``compute_capability``, as nvidia-smi reports them (no
+    CUDA call: safe in a prefork parent); the keys a TensorRT engine's details use too."""
+    listed = None
+    if shutil.which("nvidia-smi") is not None:
+        query = ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "--id=0"]
+        listed = subprocess.run(query, capture_output=True, text=True, timeout=30)
+    if listed is None or listed.returncode != 0:
+        return {"gpu_name": "no GPU found", "compute_capability": "?"}
     name, _, capability = listed.stdout.strip().partition(",")
-    return f"{name.strip()} sm{capability.strip()}" if listed.returncode == 0 else "unknown GPU"
+    return {"gpu_name": name.strip(), "compute_capability": capability.strip()}
 
 
 def has_xilinx_fpga() -> bool:

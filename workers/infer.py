@@ -47,13 +47,18 @@ class ScoredPart:
 
 
 @lru_cache(maxsize=2)
-def serving_runner(path: Path, backend: str, fmt: str, precision: str, outputs: tuple[str, ...]) -> Runner:
-    """A variant loaded once per worker process and kept for the job's next shards."""
-    return all_backends()[backend].load(BuiltVariant(path, fmt, precision, runtime=""), list(outputs))
+def serving_runner(
+    path: Path, backend: str, fmt: str, precision: str, details: str, outputs: tuple[str, ...]
+) -> Runner:
+    """A variant loaded once per worker process and kept for the job's next shards. ``details``
+    (JSON, to be hashable) are the backend's facts, e.g. the GPU a TensorRT engine is bound to."""
+    built = BuiltVariant(path, fmt, precision, runtime="", details=json.loads(details))
+    return all_backends()[backend].load(built, list(outputs))
 
 
 def runner_for(variant: Variant, path: Path, outputs: list[str]) -> Runner:
-    return serving_runner(path, variant.backend, variant.format, variant.precision, tuple(outputs))
+    details = json.dumps(variant.details, sort_keys=True)
+    return serving_runner(path, variant.backend, variant.format, variant.precision, details, tuple(outputs))
 
 
 def score_shard(

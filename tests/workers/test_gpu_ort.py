@@ -42,7 +42,7 @@ def test_the_fp16_variant_keeps_float32_inputs_and_outputs_and_verifies(
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer)
     assert {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]} == {onnx.TensorProto.FLOAT}
     assert variant.format == "onnx" and "CUDAExecutionProvider" in variant.runtime
-    assert variant.details["use_tf32"] == "0"
+    assert variant.details["use_tf32"] == "0" and {"gpu_name", "compute_capability"} <= set(variant.details)
     # The same graph on the CPU provider: FP16 arithmetic still within FP16's rule.
     result = verify_variant(
         source, calibration, onnxruntime_runner(variant.path, source.output_names), "fp16"

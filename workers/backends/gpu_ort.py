@@ -26,7 +26,7 @@ from workers.backends.base import (
     onnxruntime_runner,
     package_versions,
 )
-from workers.hardware import nvidia_gpu_name, nvidia_gpu_problems
+from workers.hardware import nvidia_gpu, nvidia_gpu_problems
 from workers.quantize import to_fp16
 
 if TYPE_CHECKING:
@@ -61,7 +61,8 @@ class OrtCudaBackend(TargetBackend):
 
     def toolchain(self) -> str:
         # Kernels and their numerics differ by GPU: the GPU is part of the cache key.
-        return f"{package_versions([*ONNXRUNTIME, 'onnx', 'tf2onnx'])}, {nvidia_gpu_name()}"
+        versions, gpu = package_versions([*ONNXRUNTIME, "onnx", "tf2onnx"]), nvidia_gpu()
+        return f"{versions}, {gpu['gpu_name']} sm{gpu['compute_capability']}"
 
     def convert(
         self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
@@ -74,7 +75,7 @@ class OrtCudaBackend(TargetBackend):
         else:
             raise UsageError(f"gpu-ort does not build {precision}")
         provider, options = cuda_provider()
-        details = {"provider": provider, **options, "gpu": nvidia_gpu_name()}
+        details = {"provider": provider, **options, **nvidia_gpu()}
         return BuiltVariant(target, "onnx", precision, runtime_name(precision), details=details)
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
