@@ -22,21 +22,17 @@ _identity: dict[str, Any] = {}
 
 def describe_worker(hardware: list[str]) -> dict[str, str]:
     """Once, in `farm worker` before it starts consuming: toolchains are probed here, not per ask.
-    Returns each class's toolchains."""
+    Returns the toolchain of each backend this worker builds with, by backend name."""
     _identity.update(
         hardware=hardware,
-        toolchains={name: toolchains_of(name) for name in hardware},
+        toolchains={
+            backend.name: backend.toolchain() for name in hardware for backend in usable_backends(name)
+        },
         farm_version=version("farm"),
         host=socket.gethostname(),
         pid=os.getpid(),
     )
     return _identity["toolchains"]
-
-
-def toolchains_of(hardware: str) -> str:
-    """Each runtime this worker builds with for a class, and its versions: what `farm worker`
-    prints when it starts and `farm workers` shows."""
-    return "; ".join(f"{backend.name}: {backend.toolchain()}" for backend in usable_backends(hardware))
 
 
 @inspect_command(name=FLEET_INFO_COMMAND)  # type: ignore[misc]

@@ -129,7 +129,7 @@ def worker(
     import workers.tasks  # noqa: F401  (registers the task bodies)
     from workers.control import describe_worker  # registers the answer to `farm workers`
 
-    _say_what_builds(describe_worker(hardware))
+    _say_what_builds(hardware, describe_worker(hardware))
 
     app.worker_main(
         [
@@ -154,13 +154,15 @@ def _worker_hardware(text: str) -> list[str]:
     return detected
 
 
-def _say_what_builds(toolchains: dict[str, str]) -> None:
-    """Which runtimes this worker builds with for each class, and why any other is not used."""
-    for hardware, text in toolchains.items():
-        console.print(f"{hardware} builds with {escape(text)}")
-        for backend in backends_for(hardware):
-            if problems := backend.host_problems():
-                console.print(f"{hardware} does not use {backend.name}: {escape('; '.join(problems))}")
+def _say_what_builds(hardware: list[str], toolchains: dict[str, str]) -> None:
+    """Which backends this worker builds with for each class, and why any other is not used."""
+    for name in hardware:
+        for backend in backends_for(name):
+            if backend.name in toolchains:
+                console.print(f"{name} builds with {backend.name}: {escape(toolchains[backend.name])}")
+            else:
+                problems = "; ".join(backend.host_problems())
+                console.print(f"{name} does not use {backend.name}: {escape(problems)}")
 
 
 def _refuse_without_toolchain(hardware: list[str]) -> None:

@@ -48,7 +48,7 @@ def _print_fleet(fleet: Fleet) -> None:
             table.add_row(escape(name), "?", "?", "?", "?", escape(str(answer)))
             continue
         active = [f"{task['name']} {now - (task['started'] or now):.0f}s" for task in answer["active"]]
-        toolchains = "\n".join(f"{hw}: {text}" for hw, text in answer["toolchains"].items())
+        toolchains = "\n".join(f"{backend}: {text}" for backend, text in answer["toolchains"].items())
         table.add_row(
             escape(name),
             ",".join(answer["hardware"]),
