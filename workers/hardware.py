@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 
 
@@ -25,16 +26,18 @@ def has_nvidia_gpu() -> bool:
     return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
 
 
-def nvidia_gpu_problems() -> list[str]:
+@cache  # a host fact: asked per backend and per planned conversion, nvidia-smi runs once
+def nvidia_gpu_problems() -> tuple[str, ...]:
     """Why a gpu backend cannot run here for want of a GPU; empty when nvidia-smi lists one."""
     if shutil.which("nvidia-smi") is None:
-        return ["no NVIDIA GPU found (no nvidia-smi): a gpu worker needs one"]
+        return ("no NVIDIA GPU found (no nvidia-smi): a gpu worker needs one",)
     listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
     if listed.returncode != 0 or "GPU" not in listed.stdout:
-        return ["no NVIDIA GPU found (nvidia-smi lists none): a gpu worker needs one"]
-    return []
+        return ("no NVIDIA GPU found (nvidia-smi lists none): a gpu worker needs one",)
+    return ()
 
 
+@cache
 def nvidia_gpu() -> dict[str, str]:
     """The first GPU's ``gpu_name`` and ``compute_capability``, as nvidia-smi reports them (no
     CUDA call: safe in a prefork parent); the keys a TensorRT engine's details use too."""

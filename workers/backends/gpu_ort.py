@@ -46,7 +46,7 @@ def cuda_provider(device_id: int = 0) -> tuple[str, dict[str, str]]:
 
 
 def runtime_name(precision: str) -> str:
-    versions = package_versions(["onnxruntime-gpu"]) or package_versions(ONNXRUNTIME)
+    versions = package_versions(ONNXRUNTIME)  # onnxruntime-gpu; never beside onnxruntime
     return f"{versions} ({CUDA_PROVIDER}{', TF32 off' if precision == 'fp32' else ''})"
 
 
@@ -57,7 +57,7 @@ class OrtCudaBackend(TargetBackend):
         problems = toolchain_problem(self.target)
         if not problems and not has_cuda_provider():
             problems.append(NO_CUDA_PROVIDER)
-        return problems + nvidia_gpu_problems()
+        return [*problems, *nvidia_gpu_problems()]
 
     def toolchain(self) -> str:
         # Kernels and their numerics differ by GPU: the GPU is part of the cache key.

@@ -105,7 +105,7 @@ class TensorRTBackend(TargetBackend):
     target = TARGETS["gpu-tensorrt"]
 
     def host_problems(self) -> list[str]:
-        return toolchain_problem(self.target) + nvidia_gpu_problems()
+        return [*toolchain_problem(self.target), *nvidia_gpu_problems()]
 
     def toolchain(self) -> str:
         # An engine is tied to its GPU: the GPU is part of the cache key, not just the versions.
