@@ -37,7 +37,7 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/.installed-torch
 SAMPLES := .farm/samples
 demo: $(VENV)/.installed-demo
 	$(BIN)/farm up --hw cpu,arm,fpga
-	$(BIN)/python -m workers.samples $(SAMPLES)
+	$(BIN)/python -m farm.samples $(SAMPLES)
 	$(BIN)/farm submit convert $(SAMPLES)/digits.keras --hw cpu,arm,fpga \
 		--calib $(SAMPLES)/digits_calib.npz --eval $(SAMPLES)/digits_eval.npz --wait
 	$(BIN)/farm report $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --plot .farm/demo-speedups.png

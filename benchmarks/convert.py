@@ -10,7 +10,7 @@ speedup over native TensorFlow: timed in windows alternating with the baseline's
 worker, the median of the paired ratios and their spread. Then it resubmits the same model and
 times the cached resubmission end to end (a `farm submit ... --wait` process).
 
-Accuracy: the digits CNN of ``workers.samples`` (trained here on scikit-learn's bundled images),
+Accuracy: the digits CNN of ``farm.samples`` (trained here on scikit-learn's bundled images),
 submitted with its labelled training images as ``--calib`` and its 540 held-out images as
 ``--eval``: the farm's own report gives each variant's accuracy beside the original's.
 """
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from privatefarm import PrivateFarm  # noqa: E402
 
-from farm.report import build_report  # noqa: E402
+from farm.client.report import build_report  # noqa: E402
 
 BENCH_ENV = {"FARM_BENCH_MAX_BATCH": "8"}  # bounded sweep: 1, 2, 4, 8
 
@@ -120,7 +120,7 @@ def _time_cached_resubmission(farm: PrivateFarm, model: Path, hardware: str) -> 
 def digits_accuracy(farm: PrivateFarm, folder: Path, hardware: str) -> dict[str, Any]:
     """The digits CNN, calibrated on its labelled training images and verified on the held-out
     ones (``--eval``): every variant's accuracy, as the farm reports it."""
-    from workers.samples import write_digits_classifier
+    from farm.samples import write_digits_classifier
 
     paths = write_digits_classifier(folder / "digits")
     calib, evaluation = str(paths["calib"]), str(paths["eval"])
@@ -140,7 +140,7 @@ def digits_accuracy(farm: PrivateFarm, folder: Path, hardware: str) -> dict[str,
 
 
 def _machine() -> str:
-    from workers.hardware import describe_cpu
+    from farm.core.hosts import describe_cpu
 
     return describe_cpu()
 

@@ -26,7 +26,8 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from farm.modelfile import ModelFormat  # noqa: E402
+from farm.core.modelfile import ModelFormat  # noqa: E402
+from farm.core.settings import FarmSettings  # noqa: E402
 from workers.backends import all_backends  # noqa: E402
 from workers.calibration import random_feeds, synthetic_calibration  # noqa: E402
 from workers.sources import load_source  # noqa: E402
@@ -43,6 +44,7 @@ def main() -> int:
     parser.add_argument("--precisions", default="fp32,fp16", help="those the backend builds are timed")
     args = parser.parse_args()
 
+    settings = FarmSettings()
     backend = all_backends()[args.backend]
     if problems := backend.host_problems():
         print(f"error: {args.backend} cannot run here: {'; '.join(problems)}", file=sys.stderr)
@@ -51,10 +53,10 @@ def main() -> int:
     source = load_source(args.model, ModelFormat.ONNX, [], [], workdir)
     feeds = random_feeds(source.inputs, args.batch)
     calibration = synthetic_calibration(source.inputs, samples=8, held_out=8)
-    print(f"{args.model.name}, batch {args.batch}, {args.backend}: {backend.toolchain()}")
+    print(f"{args.model.name}, batch {args.batch}, {args.backend}: {backend.toolchain(settings)}")
     print(f"{'precision':10}{'runner':34}{'ms/batch':>10}{'rows/s':>11}{'vs plain':>10}")
     for precision in [p for p in args.precisions.split(",") if p in backend.precisions]:
-        variant = backend.convert(source, precision, calibration, workdir)
+        variant = backend.convert(source, precision, calibration, workdir, settings)
         runners = {"farm runner": backend.load(variant, source.output_names)}
         runners |= plain_loops(variant.path, source.output_names, args.backend)
         timings = alternate(runners, feeds, args.seconds)

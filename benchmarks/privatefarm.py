@@ -57,8 +57,8 @@ class PrivateFarm:
         return result
 
     def view(self, job_id: str) -> Any:
-        from farm.client import load_job
-        from farm.settings import FarmSettings
+        from farm.client.jobs import load_job
+        from farm.core.settings import FarmSettings
 
         return load_job(FarmSettings(home=Path(self.env["FARM_HOME"])), job_id)
 

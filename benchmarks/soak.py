@@ -31,11 +31,11 @@ from benchmarks.privatefarm import free_port  # noqa: E402
 from db import shards, store  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 from db.models import TaskState  # noqa: E402
-from farm.client import ConvertRequest, submit_convert  # noqa: E402
-from farm.infer import InferRequest, submit_infer  # noqa: E402
-from farm.settings import FarmSettings  # noqa: E402
+from farm.client.infer import InferRequest, submit_infer  # noqa: E402
+from farm.client.jobs import ConvertRequest, submit_convert  # noqa: E402
+from farm.core.settings import FarmSettings  # noqa: E402
+from farm.samples import write_feature_table, write_mlp_onnx  # noqa: E402
 from queues.app import make_app  # noqa: E402
-from workers.samples import write_feature_table, write_mlp_onnx  # noqa: E402
 
 WAIT_S = 3600
 

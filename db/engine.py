@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
-from farm.errors import ServiceUnavailableError, first_line
-from farm.locks import file_lock
+from farm.core.errors import ServiceUnavailableError, first_line
+from farm.core.locks import file_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _engines: dict[tuple[int, str], Engine] = {}
@@ -46,7 +47,7 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # a DB-API connection: untyped
     # WAL lets the CLI read while workers write; the busy timeout rides out short write locks.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

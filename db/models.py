@@ -62,7 +62,7 @@ class Job(SQLModel, table=True):
     options: dict[str, Any] = Field(
         default_factory=dict,
         sa_column=Column(JSON, nullable=False, server_default="{}"),
-        description="ConvertOptions or InferOptions (farm/jobspec.py), by kind.",
+        description="ConvertOptions or InferOptions (farm/core/jobspec.py), by kind.",
     )
     created_at: datetime = Field(default_factory=utcnow, index=True)
     cancelled_at: datetime | None = Field(default=None, description="When `farm cancel` stopped it.")

@@ -74,7 +74,7 @@ def _mark_running(
         started_at=utcnow(),
         error=None,
     )
-    if session.exec(update(Shard).where(*condition).values(**values)).rowcount != 1:  # type: ignore[call-overload]
+    if session.exec(update(Shard).where(*condition).values(**values)).rowcount != 1:
         return None
     shard = session.get(Shard, shard_id)
     if shard is not None:
@@ -110,7 +110,7 @@ def _set_state(session: Session, which: Any, lease: str, state: ShardState, **va
         .where(which, col(Shard.lease) == lease, col(Shard.state) == ShardState.RUNNING)
         .values(state=state.value, finished_at=utcnow(), **values)
     )
-    return session.exec(statement).rowcount == 1  # type: ignore[call-overload]
+    return session.exec(statement).rowcount == 1
 
 
 def cancel_job(session: Session, job: Job) -> int:
@@ -122,7 +122,7 @@ def cancel_job(session: Session, job: Job) -> int:
         .where(col(Shard.job_id) == job.id, col(Shard.state) == ShardState.PENDING)
         .values(state=ShardState.CANCELLED.value, finished_at=utcnow())
     )
-    return session.exec(statement).rowcount  # type: ignore[call-overload]
+    return session.exec(statement).rowcount
 
 
 def reopen_unfinished(session: Session, job: Job) -> int:
@@ -134,7 +134,7 @@ def reopen_unfinished(session: Session, job: Job) -> int:
         .where(col(Shard.job_id) == job.id, col(Shard.state) != ShardState.DONE)
         .values(state=ShardState.PENDING.value, attempts=0, lease=None, error=None, finished_at=None)
     )
-    return session.exec(statement).rowcount  # type: ignore[call-overload]
+    return session.exec(statement).rowcount
 
 
 @dataclass(frozen=True)
@@ -158,15 +158,16 @@ def class_progress(session: Session, job_id: str) -> dict[str, ClassProgress]:
         .where(Shard.job_id == job_id, Shard.state == ShardState.DONE)
         .group_by(Shard.hardware)
     ).all()
-    running = dict(
-        session.exec(  # type: ignore[arg-type]
-            select(Shard.hardware, func.count())
-            .where(Shard.job_id == job_id, Shard.state == ShardState.RUNNING)
-            .group_by(Shard.hardware)
-        ).all()
-    )
+    running_rows = session.exec(
+        select(Shard.hardware, func.count())
+        .where(Shard.job_id == job_id, Shard.state == ShardState.RUNNING)
+        .group_by(Shard.hardware)
+    ).all()
+    # A shard gets its hardware class when claimed, so a running or done shard always has one.
+    running = {str(hw): int(count) for hw, count in running_rows}
     progress = {
-        hw: ClassProgress(hw, int(rows), int(n), float(s), running.get(hw, 0)) for hw, rows, n, s in done
+        str(hw): ClassProgress(str(hw), int(rows), int(n), float(s), running.get(str(hw), 0))
+        for hw, rows, n, s in done
     }
     for hw, count in running.items():
         progress.setdefault(hw, ClassProgress(hw, 0, 0, 0.0, count))

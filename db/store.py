@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from db.models import BenchmarkResult, Job, Task, TaskState, Variant, utcnow
-from farm.errors import NotFoundError
+from farm.core.errors import NotFoundError
 
 
 def create_job(session: Session, job: Job, hardware: Sequence[str], kind: str) -> list[Task]:
@@ -85,7 +85,7 @@ def claim_task(session: Session, task_id: str, worker: str) -> tuple[Job, Task] 
             error=None,
         )
     )
-    claimed = session.exec(claim).rowcount == 1  # type: ignore[call-overload]
+    claimed = session.exec(claim).rowcount == 1
     task = session.get(Task, task_id, populate_existing=True)
     if task is None:
         raise NotFoundError(f"no task {task_id!r}")
@@ -107,7 +107,7 @@ def finish_task(
 
 def record_celery_ids(session: Session, celery_ids: dict[str, str]) -> None:
     for task_id, celery_id in celery_ids.items():
-        session.exec(update(Task).where(col(Task.id) == task_id).values(celery_id=celery_id))  # type: ignore[call-overload]
+        session.exec(update(Task).where(col(Task.id) == task_id).values(celery_id=celery_id))
 
 
 def fail_unsent_tasks(session: Session, task_ids: Sequence[str], error: str) -> None:

@@ -1,4 +1,5 @@
-"""The Celery application, configured from farm's settings.
+"""The Celery application, made from farm's settings by ``make_app`` (never at import time: the
+client, each worker and each test make theirs from the settings they were handed).
 
 Conversions are long and precious, so a message is acknowledged only after its task ends
 (``acks_late``), put back if the worker process dies (``reject_on_worker_lost``), and a worker
@@ -11,12 +12,20 @@ from __future__ import annotations
 from celery import Celery
 from kombu.exceptions import KombuError
 
-from farm.settings import FarmSettings, get_settings
+from farm.core.settings import FarmSettings
 from queues.names import INFER_TASK, queue_for
 
 
-def make_app(settings: FarmSettings) -> Celery:
-    app = Celery("farm", broker=settings.broker_url, include=["workers.tasks", "workers.scoring"])
+class FarmCelery(Celery):  # Celery is untyped
+    """A Celery app that carries the settings it was made from, so tasks read theirs from
+    ``self.app.settings`` rather than from the environment."""
+
+    settings: FarmSettings
+
+
+def make_app(settings: FarmSettings) -> FarmCelery:
+    app = FarmCelery("farm", broker=settings.broker_url)
+    app.settings = settings
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -60,5 +69,3 @@ def send_lane(app: Celery, job_id: str, hardware: str, countdown: float | None =
         INFER_TASK, args=[job_id, hardware], queue=queue_for(hardware), countdown=countdown
     ).id
 
-
-app = make_app(get_settings())

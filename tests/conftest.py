@@ -24,9 +24,9 @@ import pytest
 import redis
 
 from db.engine import dispose_engines
-from farm.client import live_queues
-from farm.cluster import redis_server_binary
-from farm.settings import FarmSettings
+from farm.client.cluster import redis_server_binary
+from farm.client.jobs import live_queues
+from farm.core.settings import FarmSettings
 from queues.app import make_app
 
 POSTGRES_ADMIN_URL = os.environ.get("FARM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -241,7 +241,7 @@ def sqlite_farm(tmp_path: Path, redis_url: str, sqlite_url: str) -> Iterator[Far
 @pytest.fixture(scope="session")
 def sample_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The sample classifier in every TensorFlow format farm reads, plus an ONNX export."""
-    from workers.samples import write_all_formats
+    from farm.samples import write_all_formats
 
     return write_all_formats(tmp_path_factory.mktemp("models"))
 
@@ -249,7 +249,7 @@ def sample_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CNN trained on scikit-learn's digits (real images), with labelled calib and eval files."""
-    from workers.samples import write_digits_classifier
+    from farm.samples import write_digits_classifier
 
     return write_digits_classifier(tmp_path_factory.mktemp("digits"))
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farm.modelfile import TensorSpec
-from workers.backends.base import Runner
+from farm.core.modelfile import TensorSpec
 from workers.calibration import random_feeds
+from workers.runtime import Runner
 
 WARMUP_RUNS = 3  # before the first batch size: loads, allocates, fills caches
 RESIZE_WARMUP_RUNS = 1  # before each later one: only the new shape is new

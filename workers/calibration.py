@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from farm.calibfile import SampleFile
-from farm.errors import ModelError
-from farm.modelfile import TensorSpec
-from workers.backends.base import Runner
+from farm.core.calibfile import SampleFile
+from farm.core.errors import ModelError
+from farm.core.modelfile import TensorSpec
+from workers.runtime import Runner
 
 SEED = 20261121
 HELD_OUT_SHARE = 5  # one sample in five is kept for verification
@@ -93,12 +93,13 @@ def user_calibration(calib: SampleFile, specs: list[TensorSpec], max_samples: in
 def concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
     """The input's shape with the batch filled in; the first unknown dimension is the batch."""
     shape = [batch if index == 0 and dim is None else dim for index, dim in enumerate(spec.shape)]
-    if None in shape:
+    known = [dim for dim in shape if dim is not None]
+    if len(known) != len(shape):
         raise ModelError(
             f"input {spec.name} has an unknown dimension besides the batch {tuple(spec.shape)}; "
             f"give its shape with --inputs {spec.name}:1,..."
         )
-    return tuple(int(dim) for dim in shape)  # type: ignore[arg-type]
+    return tuple(known)
 
 
 def random_feeds(specs: list[TensorSpec], batch: int, seed: int = SEED) -> dict[str, np.ndarray]:

@@ -14,19 +14,22 @@ from typing import Any
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 
+from farm.core.settings import FarmSettings
 from queues.names import FLEET_INFO_COMMAND
 from workers.backends import usable_backends
 
 _identity: dict[str, Any] = {}
 
 
-def describe_worker(hardware: list[str]) -> dict[str, str]:
+def describe_worker(hardware: list[str], settings: FarmSettings) -> dict[str, str]:
     """Once, in `farm worker` before it starts consuming: toolchains are probed here, not per ask.
     Returns the toolchain of each backend this worker builds with, by backend name."""
     _identity.update(
         hardware=hardware,
         toolchains={
-            backend.name: backend.toolchain() for name in hardware for backend in usable_backends(name)
+            backend.name: backend.toolchain(settings)
+            for name in hardware
+            for backend in usable_backends(name)
         },
         farm_version=version("farm"),
         host=socket.gethostname(),
@@ -35,7 +38,7 @@ def describe_worker(hardware: list[str]) -> dict[str, str]:
     return _identity["toolchains"]
 
 
-@inspect_command(name=FLEET_INFO_COMMAND)  # type: ignore[misc]
+@inspect_command(name=FLEET_INFO_COMMAND)
 def farm_info(state: Any) -> dict[str, Any]:
     consumer = state.consumer
     return {

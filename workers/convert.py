@@ -20,18 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from farm.artifacts import open_store, sha256_of
-from farm.calibfile import SampleFile, read_samples
-from farm.errors import ToolchainMissingError
-from farm.jobspec import ConvertOptions
-from farm.locks import file_lock
-from farm.modelfile import ModelFormat, TensorArg
-from farm.settings import FarmSettings
+from farm.core.artifacts import open_store, sha256_of
+from farm.core.calibfile import SampleFile, read_samples
+from farm.core.errors import ToolchainMissingError
+from farm.core.hosts import describe_cpu
+from farm.core.jobspec import ConvertOptions
+from farm.core.locks import file_lock
+from farm.core.modelfile import ModelFormat, TensorArg
+from farm.core.settings import FarmSettings
 from workers.backends import NATIVE, all_backends, class_problems, native_backend, usable_backends
-from workers.backends.base import Backend, BuiltVariant, Runner
+from workers.backends.base import Backend
 from workers.benchmark import BenchmarkPlan, Measurement, sweep
 from workers.calibration import Calibration, make_calibration, run_batched
-from workers.hardware import describe_cpu
+from workers.runtime import BuiltVariant, Runner
 from workers.sources import SourceModel, load_source
 from workers.verify import POLICY_VERSION, Verification, thresholds_for, verify
 
@@ -74,7 +75,7 @@ class VariantOutcome:
     signature: dict  # the source's inputs and outputs: what batch scoring feeds and reads
 
 
-def plan_variants(request: ConversionRequest) -> list[PlannedVariant]:
+def plan_variants(request: ConversionRequest, settings: FarmSettings) -> list[PlannedVariant]:
     """The native baseline first, then each precision the job wants from each of the hardware
     class's backends that this host can run (gpu: ONNX Runtime's CUDA provider and TensorRT)."""
     backends = usable_backends(request.hardware)
@@ -87,11 +88,13 @@ def plan_variants(request: ConversionRequest) -> list[PlannedVariant]:
         plans += [
             (backend, precision) for precision in backend.precisions if not wanted or precision in wanted
         ]
-    return [_planned(request, backend, precision) for backend, precision in plans]
+    return [_planned(request, backend, precision, settings) for backend, precision in plans]
 
 
-def _planned(request: ConversionRequest, backend: Backend, precision: str) -> PlannedVariant:
-    toolchain = backend.toolchain()
+def _planned(
+    request: ConversionRequest, backend: Backend, precision: str, settings: FarmSettings
+) -> PlannedVariant:
+    toolchain = backend.toolchain(settings)
     return PlannedVariant(
         backend.name, precision, toolchain, cache_key(request, backend.name, precision, toolchain)
     )
@@ -157,7 +160,7 @@ class VariantBuilder:
     def build(self, planned: PlannedVariant) -> VariantOutcome:
         backend = all_backends()[planned.backend]
         started = time.perf_counter()
-        built = backend.convert(self.source, planned.precision, self.calibration, self.workdir)
+        built = backend.convert(self.source, planned.precision, self.calibration, self.workdir, self.settings)
         runner = backend.load(built, self.source.output_names)
         verification = self.verify(runner, planned.precision)
         verified = time.perf_counter()

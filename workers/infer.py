@@ -19,13 +19,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from farm.artifacts import fsync_file, sha256_of
-from farm.dataset import Dataset, InputMapping
-from farm.errors import FarmError
-from farm.jobspec import InferOptions
-from farm.output import MANIFEST, ROW_COLUMN
+from farm.core.artifacts import fsync_file, sha256_of
+from farm.core.errors import FarmError
+from farm.core.jobspec import InferOptions
+from farm.core.output import MANIFEST, ROW_COLUMN
 from workers.backends import all_backends
-from workers.backends.base import BuiltVariant, Runner
+from workers.runtime import BuiltVariant, Runner
 from workers.shardreader import Batch, read_shard
 
 if TYPE_CHECKING:
@@ -71,8 +70,7 @@ def score_shard(
 ) -> ScoredPart:
     """Score rows [start, stop) into ``target``; removes it again if anything goes wrong."""
     began = time.perf_counter()
-    dataset = Dataset.from_json(options.dataset)
-    inputs = [InputMapping(**item) for item in options.inputs]
+    dataset, inputs = options.dataset, options.inputs
     writer: pq.ParquetWriter | None = None
     pending: list[pa.Table] = []  # scored, not yet written: at most one row group
     pending_rows = rows = 0

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from db.models import TaskState, Variant
-from farm.targets import NATIVE
+from farm.core.targets import NATIVE
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.errors import ConversionError, first_line
+from farm.core.errors import ConversionError, first_line
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,17 +13,18 @@ import logging
 import time
 from pathlib import Path
 
+from celery import shared_task
 from sqlmodel import Session
 
 from db import shards, store
 from db.engine import session_scope
 from db.models import Job, Shard, ShardState, Variant
-from farm.artifacts import open_store
-from farm.errors import ServiceUnavailableError, first_line
-from farm.jobspec import InferOptions
-from farm.output import ROW_COLUMN, part_name, temporary_part
-from farm.settings import FarmSettings, get_settings
-from queues.app import app, broker_errors, send_lane
+from farm.core.artifacts import open_store
+from farm.core.errors import ServiceUnavailableError, first_line
+from farm.core.jobspec import InferOptions
+from farm.core.output import ROW_COLUMN, part_name, temporary_part
+from farm.core.settings import FarmSettings
+from queues.app import FarmCelery, broker_errors, send_lane
 from queues.names import INFER_TASK
 from workers.infer import (
     Cancelled,
@@ -41,19 +42,20 @@ CANCEL_CHECK_S = 1.0  # how often a running shard asks whether its job was cance
 HAND_ON_WAIT_S = 600  # how long a lane waits for a broker that went away to send the next one
 
 
-class ShardTask(FarmTask):  # type: ignore[misc]
+class ShardTask(FarmTask):
     def record_failure(self, celery_id: str, args: tuple, error: str) -> None:
-        with session_scope(get_settings().database_url) as session:
+        with session_scope(self.app.settings.database_url) as session:
             shards.fail_leased(session, args[0], celery_id, error)  # the lease is the Celery id
 
 
-@app.task(name=INFER_TASK, bind=True, base=ShardTask, **RETRY_INFRASTRUCTURE)
-def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-untyped-def]
-    settings = get_settings()
+@shared_task(name=INFER_TASK, bind=True, base=ShardTask, **RETRY_INFRASTRUCTURE)
+def infer_shard(self: ShardTask, job_id: str, hardware: str) -> str:
+    app: FarmCelery = self.app
+    settings = app.settings
     lease = self.request.id
     with session_scope(settings.database_url) as session:
         job = store.get_job(session, job_id)
-        options = InferOptions.from_json(job.options)
+        options = InferOptions.model_validate(job.options)
         pause = _step_back(session, job_id, hardware, options)
         shard = (
             None
@@ -68,7 +70,7 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
         return f"stepped back {pause:.1f} s for a faster class"
     if shard is None or variant is None:
         return "nothing left to score"
-    handed_on = _send_next_lane(settings, job_id, hardware)
+    handed_on = _send_next_lane(app, job_id, hardware)
 
     def fail(error: str) -> str:
         with session_scope(settings.database_url) as session:
@@ -82,7 +84,7 @@ def infer_shard(self, job_id: str, hardware: str) -> str:  # type: ignore[no-unt
         f"shard {shard.index} of job {job_id}",
     )
     if not handed_on:  # the broker was away before scoring: hand on once it is back
-        _hand_on_when_the_broker_is_back(settings, job_id, hardware)
+        _hand_on_when_the_broker_is_back(app, job_id, hardware)
     _write_manifest_when_done(settings, job, options)
     return outcome
 
@@ -145,22 +147,22 @@ def _step_back(session: Session, job_id: str, hardware: str, options: InferOptio
     return wait_for_faster(rates, hardware, pending_rows, options.shard_rows)
 
 
-def _hand_on_when_the_broker_is_back(settings: FarmSettings, job_id: str, hardware: str) -> None:
+def _hand_on_when_the_broker_is_back(app: FarmCelery, job_id: str, hardware: str) -> None:
     """Wait for the broker to send the next lane. Not a Celery retry: a retry is itself a message
     to the broker, and a lost one would leave the job's other shards without a lane. This worker
     process could take no other work meanwhile anyway."""
     pause, deadline = 1.0, time.monotonic() + HAND_ON_WAIT_S
-    while not _send_next_lane(settings, job_id, hardware):
+    while not _send_next_lane(app, job_id, hardware):
         if time.monotonic() > deadline:
             raise ServiceUnavailableError(f"the broker stayed away {HAND_ON_WAIT_S} s: farm retry {job_id}")
         time.sleep(pause)
         pause = min(pause * 2, 30.0)
 
 
-def _send_next_lane(settings: FarmSettings, job_id: str, hardware: str) -> bool:
+def _send_next_lane(app: FarmCelery, job_id: str, hardware: str) -> bool:
     """Queue the next lane while shards wait; False when the broker could not take it. Before
     scoring that is no reason to stop: the shard is scored first, and the lane sent after."""
-    with session_scope(settings.database_url) as session:
+    with session_scope(app.settings.database_url) as session:
         pending, _ = shards.count_in_state(session, job_id, ShardState.PENDING)
     if not pending:
         return True

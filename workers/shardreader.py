@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from farm.dataset import Dataset, InputMapping, csv_reader, filesystem, npy_header
-from farm.errors import DataError
+from farm.core.dataset import Dataset, InputMapping, csv_reader, filesystem, npy_header
+from farm.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from farm.errors import CorruptModelError, ModelError, first_line
-from farm.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, tensor_name
-from workers.backends.base import import_tensorflow
+from farm.core.errors import CorruptModelError, ModelError, first_line
+from farm.core.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, tensor_name
+from farm.core.toolchains import import_tensorflow
 
 ONNX_OPSET = 17
 # Ops that end a graph without being a model output.
@@ -30,7 +30,7 @@ class SourceModel:
         inputs: list[TensorSpec],
         output_names: list[str],
         run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
-        write_onnx: Callable[[Path], None],
+        write_onnx: Callable[[Path], object],
         runtime: str,
         tf_function: Callable[[], Any] | None = None,
     ) -> None:

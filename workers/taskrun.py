@@ -13,8 +13,8 @@ from billiard.einfo import ExceptionInfo
 from celery import Task as CeleryTask
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
-from farm.errors import FarmError, ServiceUnavailableError, first_line
-from farm.settings import FarmSettings, get_settings
+from farm.core.errors import FarmError, ServiceUnavailableError, first_line
+from farm.core.settings import FarmSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,17 @@ def guarded(task: CeleryTask, work: Callable[[], str], fail: Callable[[str], str
     except FarmError as exc:  # the model's or the data's fault: retrying would fail the same way
         return fail(str(exc))
     except SoftTimeLimitExceeded:
-        return fail(f"timed out after {time.monotonic() - started:.0f} s ({_limits()})")
+        return fail(f"timed out after {time.monotonic() - started:.0f} s ({_limits(task.app.settings)})")
     except Exception as exc:
         log.exception("%s crashed", what)
         return fail(f"internal error: {type(exc).__name__}: {first_line(exc)}")
 
 
-def _limits() -> str:
-    settings = get_settings()
+def _limits(settings: FarmSettings) -> str:
     return f"FARM_TASK_TIME_LIMIT_S {settings.task_time_limit_s}, soft {settings.task_soft_time_limit_s}"
 
 
-class FarmTask(CeleryTask):  # type: ignore[misc]
+class FarmTask(CeleryTask):
     """A farm task whose failures outside its own handling still reach the job store: a hard time
     limit (the worker's main process kills the pool process and calls this there), or an error
     that escaped every retry. Without it the task's row would stay `running` for good."""
@@ -75,7 +74,8 @@ class FarmTask(CeleryTask):  # type: ignore[misc]
         self, exc: Exception, task_id: str, args: tuple[Any, ...], kwargs: dict, einfo: ExceptionInfo
     ) -> None:
         if isinstance(exc, TimeLimitExceeded):
-            error = f"timed out: stopped at the hard time limit ({_limits()}), its process replaced"
+            limits = _limits(self.app.settings)
+            error = f"timed out: stopped at the hard time limit ({limits}), its process replaced"
         else:
             error = f"internal error: {type(exc).__name__}: {first_line(exc)}"
         try:

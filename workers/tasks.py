@@ -7,17 +7,18 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from celery import shared_task
 from sqlmodel import Session
 
 from db import store
 from db.engine import session_scope
 from db.models import BenchmarkResult, Task, TaskState, Variant
-from farm.artifacts import open_store
-from farm.errors import ConversionError
-from farm.jobspec import ConvertOptions
-from farm.modelfile import ModelFormat, TensorArg
-from farm.settings import FarmSettings, get_settings
-from queues.app import app
+from farm.core.artifacts import open_store
+from farm.core.errors import ConversionError
+from farm.core.jobspec import ConvertOptions
+from farm.core.modelfile import ModelFormat, TensorArg
+from farm.core.settings import FarmSettings
+from queues.app import FarmCelery
 from queues.names import CONVERT_TASK
 from workers.convert import ConversionRequest, PlannedVariant, VariantBuilder, VariantOutcome, plan_variants
 from workers.outcome import task_outcome
@@ -27,14 +28,15 @@ from workers.verify import POLICY_VERSION
 log = logging.getLogger(__name__)
 
 
-class ConvertTask(FarmTask):  # type: ignore[misc]
+class ConvertTask(FarmTask):
     def record_failure(self, celery_id: str, args: tuple, error: str) -> None:
-        _fail(args[0], error)
+        _fail(self.app.settings, args[0], error)
 
 
-@app.task(name=CONVERT_TASK, bind=True, base=ConvertTask, **RETRY_INFRASTRUCTURE)
-def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyped-def]
-    settings = get_settings()
+@shared_task(name=CONVERT_TASK, bind=True, base=ConvertTask, **RETRY_INFRASTRUCTURE)
+def convert(self: ConvertTask, task_id: str, model_key: str) -> str:
+    app: FarmCelery = self.app
+    settings = app.settings
     with session_scope(settings.database_url) as session:
         claimed = store.claim_task(session, task_id, worker=self.request.hostname or "?")
         if claimed is None:
@@ -49,17 +51,17 @@ def convert(self, task_id: str, model_key: str) -> str:  # type: ignore[no-untyp
             model_format=ModelFormat(job.model_format),
             inputs=[TensorArg.from_json(item) for item in job.inputs],
             outputs=[item["name"] for item in job.outputs],
-            options=ConvertOptions.from_json(job.options),
+            options=ConvertOptions.model_validate(job.options),
         )
     reason = gave_up(task.attempts, attempt_limit(self, settings))
     if reason:
-        return _fail(task_id, reason)
+        return _fail(settings, task_id, reason)
 
     def work() -> str:
         build_errors = _convert(settings, task, request)
-        return _finish(task_id, build_errors, request.options.strict)
+        return _finish(settings, task_id, build_errors, request.options.strict)
 
-    return guarded(self, work, lambda error: _fail(task_id, error), f"conversion of task {task_id}")
+    return guarded(self, work, lambda error: _fail(settings, task_id, error), f"conversion of task {task_id}")
 
 
 def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> list[str]:
@@ -69,7 +71,7 @@ def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> 
     errors = []
     with tempfile.TemporaryDirectory(prefix=f"farm-{request.job_id}-") as workdir:
         builder = VariantBuilder(request, settings, Path(workdir))
-        for planned in plan_variants(request):
+        for planned in plan_variants(request, settings):
             if _already_recorded(settings, task, planned, request.options.force):
                 continue
             try:
@@ -95,16 +97,16 @@ def _already_recorded(settings: FarmSettings, task: Task, planned: PlannedVarian
         return True
 
 
-def _finish(task_id: str, build_errors: list[str], strict: bool) -> str:
+def _finish(settings: FarmSettings, task_id: str, build_errors: list[str], strict: bool) -> str:
     """The task's outcome from every variant it recorded, built here or reused from the cache."""
-    with session_scope(get_settings().database_url) as session:
+    with session_scope(settings.database_url) as session:
         outcome = task_outcome(store.variants_of_task(session, task_id), build_errors, strict)
         store.finish_task(session, task_id, outcome.state, outcome.error, outcome.warnings)
     return outcome.state.value
 
 
-def _fail(task_id: str, error: str) -> str:
-    with session_scope(get_settings().database_url) as session:
+def _fail(settings: FarmSettings, task_id: str, error: str) -> str:
+    with session_scope(settings.database_url) as session:
         store.finish_task(session, task_id, TaskState.FAILED, error)
     return TaskState.FAILED.value
 
@@ -161,6 +163,7 @@ def _variant_row(task: Task, outcome: VariantOutcome) -> Variant:
 
 
 def _add_benchmarks(session: Session, variant: Variant, outcome: VariantOutcome) -> None:
+    assert variant.id is not None, "the variant row is flushed before its benchmarks"
     for m in outcome.measurements:
         session.add(
             BenchmarkResult(

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from farm.errors import ModelError
+from farm.core.errors import ModelError
 
 # Part of every variant's cache key: a change of rules or defaults re-judges (rebuilds) variants
 # instead of serving a verdict the new policy would not give.

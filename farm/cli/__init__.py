@@ -11,9 +11,7 @@ from rich.markup import escape
 from typer.exceptions import Abort, Exit, TyperException
 
 from farm.cli import cluster, fleet, jobs, report, scoring, submit
-from farm.errors import FarmError, first_line
-
-INTERNAL_ERROR_EXIT = 70
+from farm.core.errors import INTERNAL_ERROR_EXIT, FarmError, first_line
 
 app = typer.Typer(
     name="farm",
@@ -49,7 +47,8 @@ def main() -> None:
     except Abort:
         _fail("aborted", 130)
     except TyperException as exc:
-        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "farm"
+        context = getattr(exc, "ctx", None)  # usage errors carry the command they belong to
+        command = context.command_path if context else "farm"
         _fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
     except Exception as exc:
         if os.environ.get("FARM_DEBUG"):

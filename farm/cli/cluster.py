@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import typer
@@ -9,17 +11,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from db.engine import upgrade_schema
+from farm.cli.context import celery_app
 from farm.cli.render import console
-from farm.client import live_queues
-from farm.cluster import LocalFarm, broker_is_local, port_is_free, worker_command
-from farm.errors import ToolchainMissingError, UsageError
-from farm.monitor import flower_command
-from farm.settings import get_settings, redacted
-from farm.targets import hardware_classes, parse_hardware_list
-from queues.app import app
-from queues.names import queue_for, worker_name
-from workers.backends import backends_for, class_problems
-from workers.hardware import detect_hardware_classes
+from farm.client.cluster import LocalFarm, broker_is_local, port_is_free, worker_command
+from farm.client.jobs import live_queues
+from farm.client.monitor import flower_command
+from farm.core.errors import ToolchainMissingError
+from farm.core.hosts import class_problems, detect_hardware_classes
+from farm.core.settings import get_settings, redacted
+from farm.core.targets import hardware_classes, parse_hardware_list
+from queues.names import queue_for
 
 WORKER_READY_TIMEOUT_S = 60.0
 
@@ -48,7 +49,7 @@ def up(
         console.print(f"redis   not started here: the broker is {redacted(settings.broker_url)}")
     upgrade_schema(settings.database_url)
     for hardware in _servable_hardware(hw) if workers else []:
-        component, started = farm.start(f"worker-{hardware}", worker_command(hardware))
+        component, started = farm.start(f"worker-{hardware}", worker_command(hardware, None, None))
         console.print(
             f"{hardware:7} worker {'started' if started else 'already running'} (pid {component.pid})"
         )
@@ -91,7 +92,7 @@ def _servable_hardware(text: str) -> list[str]:
 def _wait_until_consuming(farm: LocalFarm, hardware: str) -> None:
     deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
     while time.monotonic() < deadline and farm.component(f"worker-{hardware}").running:
-        if queue_for(hardware) in (live_queues(app, timeout_s=1.0) or set()):
+        if queue_for(hardware) in (live_queues(celery_app(), timeout_s=1.0) or set()):
             return
         time.sleep(0.5)
     log = farm.component(f"worker-{hardware}").log
@@ -122,51 +123,6 @@ def worker(
     name: str | None = typer.Option(None, "--name", help="Worker name; default <hw>@<host>."),
 ) -> None:
     """Run a Celery worker consuming exactly the queues of its hardware classes."""
-    settings = get_settings()
-    hardware = _worker_hardware(hw)
-    _refuse_without_toolchain(hardware)
-    upgrade_schema(settings.database_url)
-    import workers.tasks  # noqa: F401  (registers the task bodies)
-    from workers.control import describe_worker  # registers the answer to `farm workers`
-
-    _say_what_builds(hardware, describe_worker(hardware))
-
-    app.worker_main(
-        [
-            "worker",
-            "--queues", ",".join(queue_for(h) for h in hardware),
-            "--hostname", name or worker_name(hardware),
-            "--concurrency", str(concurrency or settings.worker_concurrency),
-            "--task-events",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel", "INFO",
-        ]
-    )  # fmt: skip
-
-
-def _worker_hardware(text: str) -> list[str]:
-    if text.strip().lower() != "auto":
-        return parse_hardware_list(text)
-    detected = [hw for hw in detect_hardware_classes() if hw in hardware_classes()]
-    if not detected:
-        raise UsageError("no hardware class of this host has a backend; name one with --hw")
-    return detected
-
-
-def _say_what_builds(hardware: list[str], toolchains: dict[str, str]) -> None:
-    """Which backends this worker builds with for each class, and why any other is not used."""
-    for name in hardware:
-        for backend in backends_for(name):
-            if backend.name in toolchains:
-                console.print(f"{name} builds with {backend.name}: {escape(toolchains[backend.name])}")
-            else:
-                problems = "; ".join(backend.host_problems())
-                console.print(f"{name} does not use {backend.name}: {escape(problems)}")
-
-
-def _refuse_without_toolchain(hardware: list[str]) -> None:
-    for name in hardware:
-        problems = class_problems(name)
-        if problems:
-            raise ToolchainMissingError(f"the {name} worker cannot take its queue: {'; '.join(problems)}")
+    # The worker is its own program (`python -m workers`): the client imports no worker code.
+    # exec, not a child: signals (a container's SIGTERM) reach the worker itself.
+    os.execv(sys.executable, worker_command(hw, concurrency, name))

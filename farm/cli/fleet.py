@@ -10,10 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from farm.cli.context import celery_app
 from farm.cli.render import console
-from farm.monitor import Fleet, flower_command, read_fleet
-from farm.settings import get_settings
-from queues.app import app
+from farm.client.monitor import Fleet, flower_command, read_fleet
+from farm.core.settings import get_settings
 
 
 def flower(
@@ -33,7 +33,7 @@ def workers(
     timeout: float = typer.Option(1.0, "--timeout", min=0.1, help="Seconds to wait for workers' replies."),
 ) -> None:
     """Every live worker: hardware, queues, concurrency, active tasks, toolchains; and queue depths."""
-    fleet = read_fleet(app, get_settings(), timeout)
+    fleet = read_fleet(celery_app(), get_settings(), timeout)
     if as_json:
         typer.echo(json.dumps(fleet.to_json(), indent=2, sort_keys=True))
         return

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
+from farm.cli.context import celery_app
 from farm.cli.render import STATE_STYLE, console, job_table
 from farm.cli.scoring import scoring_view
-from farm.client import copy_artifacts, load_job, queues_for_display, recent_jobs
-from farm.cluster import ping_broker
-from farm.progress import infer_progress
-from farm.settings import get_settings, redacted
-from queues.app import app as celery_app
+from farm.client.cluster import ping_broker
+from farm.client.jobs import copy_artifacts, load_job, queues_for_display, recent_jobs
+from farm.client.progress import infer_progress
+from farm.core.settings import get_settings, redacted
 
 
 def list_jobs(limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first.")) -> None:
@@ -42,7 +42,8 @@ def status(job_id: str = typer.Argument(..., help="A job id from `farm jobs`."))
     if view.is_scoring:
         console.print(scoring_view(view, infer_progress(view.shards)))
     else:
-        console.print(job_table(view, queues_for_display(celery_app, settings, view) if broker_up else None))
+        queues = queues_for_display(celery_app(), settings, view) if broker_up else None
+        console.print(job_table(view, queues))
     if not broker_up:
         console.print(
             f"[yellow]broker {redacted(settings.broker_url)} unreachable: "

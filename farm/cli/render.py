@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from farm.client import JobView, task_state_text
-from farm.report import ReportRow, build_report
+from farm.client.jobs import JobView, task_state_text
+from farm.client.report import ReportRow, build_report
 
 # In a pipe (scripts, CI logs, tests) rich would wrap at 80 columns; lines stay whole instead.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)

@@ -11,10 +11,10 @@ from pathlib import Path
 import typer
 
 from farm.cli.render import console, report_view
-from farm.client import load_job
-from farm.errors import FarmError, ToolchainMissingError, UsageError
-from farm.report import ReportRow, build_report
-from farm.settings import get_settings
+from farm.client.jobs import load_job
+from farm.client.report import ReportRow, build_report
+from farm.core.errors import FarmError, ToolchainMissingError, UsageError
+from farm.core.settings import get_settings
 
 
 def report(

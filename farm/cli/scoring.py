@@ -7,22 +7,22 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import typer
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from farm.cli.context import celery_app
 from farm.cli.render import console
-from farm.client import ConvertRequest, JobView, load_job, submit_convert
-from farm.errors import FarmError
-from farm.infer import InferRequest, merge_result, parse_named_inputs, submit_infer
-from farm.infer import cancel as cancel_job
-from farm.infer import retry as retry_job
-from farm.jobspec import InferOptions
-from farm.progress import InferProgress, infer_progress
-from farm.settings import get_settings
-from queues.app import app as celery_app
+from farm.client.infer import InferRequest, merge_result, parse_named_inputs, submit_infer
+from farm.client.infer import cancel as cancel_job
+from farm.client.infer import retry as retry_job
+from farm.client.jobs import ConvertRequest, JobView, load_job, submit_convert
+from farm.client.progress import InferProgress, infer_progress
+from farm.core.errors import FarmError
+from farm.core.jobspec import InferOptions
+from farm.core.settings import get_settings
 
 POLL_S = 0.2
 
@@ -66,13 +66,13 @@ def infer(
         shard_rows,
         overwrite,
     )
-    job = submit_infer(settings, celery_app, asked, _convert_first)
-    options = InferOptions.from_json(job.options)
+    job = submit_infer(settings, celery_app(), asked, _convert_first)
+    options = InferOptions.model_validate(job.options)
     console.print(job.id)
-    rows = sum(f["rows"] for f in options.dataset["files"])
+    rows = options.dataset.rows
     classes = ", ".join(options.variants)
     console.print(
-        f"scoring {options.dataset['uri']}: {rows:,} rows in shards of {options.shard_rows:,} on {classes}"
+        f"scoring {options.dataset.uri}: {rows:,} rows in shards of {options.shard_rows:,} on {classes}"
     )
     if wait:
         follow(job.id)
@@ -81,7 +81,7 @@ def infer(
 def _convert_first(model: Path, hardware: list[str], precisions: list[str]) -> str:
     settings = get_settings()
     asked = ConvertRequest(model, ",".join(hardware), precisions=",".join(precisions))
-    job = submit_convert(settings, celery_app, asked)
+    job = submit_convert(settings, celery_app(), asked)
     console.print(
         f"no verified {','.join(hardware)} variants of {model.name} yet: converting first (job {job.id})"
     )
@@ -100,7 +100,7 @@ def follow(job_id: str) -> JobView:
         while True:
             view = load_job(settings, job_id)
             progress = infer_progress(view.shards)
-            if console.is_terminal:
+            if live is not None:
                 live.update(scoring_view(view, progress), refresh=True)
             elif (line := progress_line(progress)) != last:
                 console.print(line)
@@ -117,9 +117,8 @@ def _print_ending(view: JobView, progress: InferProgress) -> None:
         console.print(scoring_view(view, progress))
     state = view.state.value
     if state == "succeeded":
-        console.print(
-            f"output: {InferOptions.from_json(view.job.options).out} (farm result {view.job.id} --to FILE)"
-        )
+        out = InferOptions.model_validate(view.job.options).out
+        console.print(f"output: {out} (farm result {view.job.id} --to FILE)")
         return
     failed = progress.counts.get("failed", 0)
     raise FarmError(f"job {view.job.id} {state}: {failed} shards failed (farm retry {view.job.id})")
@@ -135,7 +134,7 @@ def progress_line(progress: InferProgress) -> str:
 
 
 def scoring_view(view: JobView, progress: InferProgress) -> Group:
-    options = InferOptions.from_json(view.job.options)
+    options = InferOptions.model_validate(view.job.options)
     title = f"job {view.job.id}: scoring with {view.job.model_name} -> {options.out}: {view.state.value}"
     table = Table(title=title, title_justify="left")
     for column in ("hardware", "share", "rows", "shards", "running", "rows/s"):
@@ -151,7 +150,7 @@ def scoring_view(view: JobView, progress: InferProgress) -> Group:
             f"{share.rows_per_s:,.0f}",
         )
     counts = ", ".join(f"{n} {state}" for state, n in sorted(progress.counts.items()))
-    lines = [table, progress_line(progress), f"shards: {counts}"]
+    lines: list[RenderableType] = [table, progress_line(progress), f"shards: {counts}"]
     lines += [f"[red]{escape(error)}[/]" for error in progress.errors]
     return Group(*lines)
 
@@ -166,7 +165,7 @@ def cancel(job_id: str = typer.Argument(..., help="A scoring job's id.")) -> Non
 
 def retry(job_id: str = typer.Argument(..., help="A scoring job's id.")) -> None:
     """Score again only the shards of a job that are not done (failed, cancelled or lost)."""
-    reopened = retry_job(get_settings(), celery_app, job_id)
+    reopened = retry_job(get_settings(), celery_app(), job_id)
     console.print(f"job {job_id}: {reopened} shards queued again")
 
 

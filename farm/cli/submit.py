@@ -10,12 +10,19 @@ import typer
 from rich.live import Live
 
 from farm.cli import scoring
+from farm.cli.context import celery_app
 from farm.cli.render import console, job_table
-from farm.client import ConvertRequest, JobView, load_job, queues_for_display, submit_convert, task_state_text
-from farm.errors import FarmError
-from farm.modelfile import parse_tensor_arg
-from farm.settings import get_settings
-from queues.app import app as celery_app
+from farm.client.jobs import (
+    ConvertRequest,
+    JobView,
+    load_job,
+    queues_for_display,
+    submit_convert,
+    task_state_text,
+)
+from farm.core.errors import FarmError
+from farm.core.modelfile import parse_tensor_arg
+from farm.core.settings import get_settings
 
 app = typer.Typer(help="Submit work to the farm.", no_args_is_help=True)
 app.command()(scoring.infer)
@@ -73,7 +80,7 @@ def convert(
     asked = ConvertRequest(
         model, hw, tensor_args, outputs, precision, calib, evaluation, thresholds, force, strict
     )
-    job = submit_convert(settings, celery_app, asked)
+    job = submit_convert(settings, celery_app(), asked)
     console.print(job.id)
     if wait:
         view = _follow(job.id, timeout)  # its last table ends with the job's warnings
@@ -106,7 +113,7 @@ def _poll(job_id: str, timeout: float, show: Callable[[JobView, set[str] | None]
     deadline = time.monotonic() + timeout if timeout else None
     while True:
         view = load_job(settings, job_id)
-        show(view, queues_for_display(celery_app, settings, view, PROBE_WORKERS_AFTER_S))
+        show(view, queues_for_display(celery_app(), settings, view, PROBE_WORKERS_AFTER_S))
         if view.state.finished:
             return view
         if deadline and time.monotonic() > deadline:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.settings import FarmSettings
+from farm.core.settings import FarmSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / "ansible"

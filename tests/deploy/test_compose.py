@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from farm.settings import FarmSettings
+from farm.core.settings import FarmSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = {"": ["worker-cpu"], "gpu": ["worker-gpu"], "arm": ["worker-arm"], "fpga": ["worker-fpga"]}

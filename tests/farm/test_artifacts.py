@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from farm.artifacts import FOLDER_MARKER, ArtifactStore, FolderStore, ObjectStore, open_store, sha256_of
-from farm.errors import FarmError, ServiceUnavailableError, UsageError
-from farm.settings import FarmSettings
+from farm.core.artifacts import FOLDER_MARKER, ArtifactStore, FolderStore, ObjectStore, open_store, sha256_of
+from farm.core.errors import FarmError, ServiceUnavailableError, UsageError
+from farm.core.settings import FarmSettings
 from tests.conftest import S3Server, free_port
 
 

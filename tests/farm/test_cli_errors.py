@@ -72,7 +72,7 @@ def test_unknown_hardware_is_refused_before_anything_is_queued(
 
 
 def test_arm_refuses_an_onnx_model_on_the_client(sqlite_farm: Farm, tmp_path: Path) -> None:
-    from workers.samples import write_mlp_onnx
+    from farm.samples import write_mlp_onnx
 
     model = write_mlp_onnx(tmp_path / "mlp.onnx")
     result = sqlite_farm.cli("submit", "convert", str(model), "--hw", "cpu,arm")

@@ -19,7 +19,11 @@ def imported_by(statement: str) -> set[str]:
     return set(result.stdout.split())
 
 
-LIGHT_ENTRY_POINTS = ["import farm.cli", "from workers.backends import all_backends; all_backends()"]
+LIGHT_ENTRY_POINTS = [
+    "import farm.cli",
+    "from workers.backends import all_backends; all_backends()",
+    "from farm.core.hosts import class_problems; class_problems('cpu')",  # what `farm up` asks
+]
 
 
 @pytest.mark.parametrize("statement", LIGHT_ENTRY_POINTS)
@@ -30,4 +34,4 @@ def test_cli_and_registry_leave_heavy_libraries_unimported(statement: str) -> No
 
 
 def test_the_probe_sees_what_is_imported() -> None:
-    assert "numpy" in imported_by("import farm.calibfile")
+    assert "numpy" in imported_by("import farm.core.calibfile")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from farm.cluster import LocalFarm
+from farm.client.cluster import LocalFarm
 from tests.conftest import Farm, farm_environment, free_port
 
 pytestmark = pytest.mark.integration

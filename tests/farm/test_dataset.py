@@ -9,9 +9,9 @@ import pyarrow.csv as csv
 import pyarrow.parquet as pq
 import pytest
 
-from farm.dataset import map_inputs, open_dataset
-from farm.errors import DataError, UsageError
-from farm.infer import default_shard_rows, shard_ranges
+from farm.client.infer import default_shard_rows, shard_ranges
+from farm.core.dataset import map_inputs, open_dataset
+from farm.core.errors import DataError, UsageError
 from workers.shardreader import read_shard
 
 MODEL = [{"name": "x", "shape": [None, 3], "dtype": "float32"}]

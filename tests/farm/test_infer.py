@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from farm.errors import UsageError
-from farm.infer import parse_named_inputs, parse_precision_pins
+from farm.client.infer import parse_named_inputs, parse_precision_pins
+from farm.core.errors import UsageError
 
 
 def test_precision_pins_every_class_or_each_one_named() -> None:

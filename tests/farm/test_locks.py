@@ -9,7 +9,7 @@ from pathlib import Path
 HOLDER = """
 import sys, time
 from pathlib import Path
-from farm.locks import file_lock
+from farm.core.locks import file_lock
 lock, log, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 for _ in range(5):
     with file_lock(lock):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError, UsageError
-from farm.modelfile import ModelFormat, TensorArg, detect_format, parse_tensor_arg
+from farm.core.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError, UsageError
+from farm.core.modelfile import ModelFormat, TensorArg, detect_format, parse_tensor_arg
 
 
 def test_every_sample_format_is_recognised(sample_models: dict[str, Path]) -> None:

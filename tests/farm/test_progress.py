@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from db.models import Shard
-from farm.progress import infer_progress
+from farm.client.progress import infer_progress
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 

@@ -7,8 +7,8 @@ from rich.console import Console
 
 from db.models import BenchmarkResult, Job, Task, Variant
 from farm.cli.render import REPORT_WIDTH, SYNTHETIC_VERDICTS, report_view
-from farm.client import JobView
-from farm.report import build_report
+from farm.client.jobs import JobView
+from farm.client.report import build_report
 
 DPU_NOTE = (
     "DPU compile and on-device run not done: no VitisAIExecutionProvider here; timed on the CPU provider"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.settings import DEFAULT_BROKER_PORT, FarmSettings
+from farm.core.settings import DEFAULT_BROKER_PORT, FarmSettings
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import UsageError
-from farm.modelfile import ModelFormat, TensorSpec, detect_format, parse_tensor_arg
-from farm.signature import model_inputs
-from farm.tfproto import graph_def_class
+from farm.core.errors import UsageError
+from farm.core.modelfile import ModelFormat, TensorSpec, detect_format, parse_tensor_arg
+from farm.core.signature import model_inputs
+from farm.core.tfproto import graph_def_class
 
 IMAGE = TensorSpec("image:0", (None, 16, 16, 3), "float32")
 
@@ -49,7 +49,7 @@ def test_onnx_initializers_listed_as_graph_inputs_are_not_inputs(tmp_path: Path)
     import onnx
     from onnx import helper
 
-    from workers.samples import write_mlp_onnx
+    from farm.samples import write_mlp_onnx
 
     model = onnx.load(str(write_mlp_onnx(tmp_path / "mlp.onnx")))
     weights = model.graph.initializer[0]  # older exporters list weights among the inputs

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.samples import write_mlp_onnx
+from farm.samples import write_mlp_onnx
 
 
 @pytest.fixture(scope="session")

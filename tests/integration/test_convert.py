@@ -14,9 +14,9 @@ from sqlmodel import select
 
 from db.engine import session_scope
 from db.models import BenchmarkResult, Job, Task, TaskState, Variant
-from farm.artifacts import sha256_of
+from farm.core.artifacts import sha256_of
+from farm.samples import INPUT_SHAPE
 from tests.conftest import Farm
-from workers.samples import INPUT_SHAPE
 
 pytestmark = pytest.mark.integration
 FORMATS = ("frozen_graph", "saved_model", "keras", "h5")

@@ -23,7 +23,8 @@ import redis
 from db import store
 from db.engine import session_scope
 from db.models import ShardState
-from farm.cluster import redis_server_binary
+from farm.client.cluster import redis_server_binary
+from farm.samples import write_feature_table
 from tests.conftest import Farm, _postgres_database, farm_environment, free_port
 from tests.integration.test_convert import submit, wait_for_tasks, wait_until_running
 from tests.integration.test_infer import (
@@ -35,7 +36,6 @@ from tests.integration.test_infer import (
     wait_for_a_shard,
     wait_for_job,
 )
-from workers.samples import write_feature_table
 
 pytestmark = pytest.mark.integration
 

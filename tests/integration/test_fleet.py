@@ -12,10 +12,10 @@ from sqlmodel import select
 
 from db.engine import session_scope
 from db.models import Variant
-from farm.artifacts import open_store, sha256_of
+from farm.core.artifacts import open_store, sha256_of
+from farm.samples import write_feature_table, write_mlp_onnx
 from tests.conftest import Farm, S3Server
 from tests.integration.test_infer import convert, direct_scores, merged, score, wait_for_job
-from workers.samples import write_feature_table, write_mlp_onnx
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ from sqlmodel import select
 from db import shards
 from db.engine import session_scope
 from db.models import Job, Shard, ShardState, TaskState, Variant
-from farm.artifacts import open_store, sha256_of
-from farm.jobspec import InferOptions
-from farm.output import MANIFEST, owner_of
+from farm.core.artifacts import open_store, sha256_of
+from farm.core.jobspec import InferOptions
+from farm.core.output import MANIFEST, owner_of
+from farm.samples import write_feature_table
 from tests.conftest import Farm, assert_refused
 from tests.integration.test_convert import submit, wait_for_tasks
-from workers.samples import write_feature_table
 
 pytestmark = pytest.mark.integration
 FEATURES = [f"f{i}" for i in range(20)]
@@ -72,7 +72,7 @@ def merged(farm: Farm, job_id: str, target: Path) -> dict[str, np.ndarray]:
 def direct_scores(farm: Farm, job_id: str, hardware: str, data: Path) -> np.ndarray:
     """The serving variant run directly by ONNX Runtime on every row, in one go."""
     with session_scope(farm.settings.database_url) as session:
-        options = InferOptions.from_json(session.get_one(Job, job_id).options)
+        options = InferOptions.model_validate(session.get_one(Job, job_id).options)
         variant = session.get_one(Variant, options.variants[hardware])
     model = open_store(farm.settings).local(variant.artifact_key, variant.sha256)
     session_ = ort.InferenceSession(str(model))
@@ -285,5 +285,5 @@ def test_a_model_file_is_converted_first_and_then_its_variants_serve_from_the_ca
     with session_scope(sqlite_farm.settings.database_url) as session:
         jobs = session.exec(select(Job)).all()
     assert sorted(job.kind for job in jobs) == ["convert", "infer", "infer"]
-    served = {json.dumps(InferOptions.from_json(j.options).variants) for j in jobs if j.kind == "infer"}
+    served = {json.dumps(InferOptions.model_validate(j.options).variants) for j in jobs if j.kind == "infer"}
     assert len(served) == 1

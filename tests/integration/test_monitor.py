@@ -19,9 +19,9 @@ import pytest
 
 from db import store
 from db.engine import session_scope
+from farm.samples import write_mlp_onnx
 from tests.conftest import Farm, assert_refused, free_port
 from tests.integration.test_convert import submit, wait_for_tasks
-from workers.samples import write_mlp_onnx
 
 pytestmark = pytest.mark.integration
 USER, PASSWORD = "ops", "flower-test-secret"

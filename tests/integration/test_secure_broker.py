@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import redis
 
-from farm.cluster import redis_server_binary
+from farm.client.cluster import redis_server_binary
+from farm.samples import write_mlp_onnx
 from tests.conftest import Farm, farm_environment, free_port
 from tests.integration.test_infer import convert
-from workers.samples import write_mlp_onnx
 
 pytestmark = pytest.mark.integration
 PASSWORD = "broker-test-secret"

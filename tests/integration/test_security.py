@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Exchange, Producer
 
+from farm.samples import write_mlp_onnx
 from tests.conftest import Farm
 from tests.integration.test_infer import convert
-from workers.samples import write_mlp_onnx
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from farm.settings import FarmSettings
+from farm.core.settings import FarmSettings
 from queues.app import make_app
 from queues.names import worker_name
 

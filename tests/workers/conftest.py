@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.modelfile import ModelFormat
+from farm.core.modelfile import ModelFormat
 from workers.calibration import Calibration, synthetic_calibration
 from workers.sources import SourceModel, load_source
 

@@ -12,12 +12,14 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from farm.calibfile import read_samples
-from farm.modelfile import ModelFormat
+from farm.core.calibfile import read_samples
+from farm.core.modelfile import ModelFormat
+from farm.core.settings import FarmSettings
+from farm.core.toolchains import import_tensorflow
 from workers.backends import all_backends
-from workers.backends.base import BuiltVariant, import_tensorflow
 from workers.calibration import Calibration, make_calibration, synthetic_calibration
 from workers.convert import verify_variant
+from workers.runtime import BuiltVariant
 from workers.sources import SourceModel, load_source
 
 LOCAL_BUILDS = [("native", "fp32"), ("cpu", "fp32"), ("cpu", "int8")]
@@ -36,7 +38,9 @@ def build_all(
 ) -> dict[tuple[str, str], BuiltVariant]:
     """Each (backend, precision) of ``builds``, converted for real."""
     return {
-        (name, precision): all_backends()[name].convert(source, precision, calibration, workdir)
+        (name, precision): all_backends()[name].convert(
+            source, precision, calibration, workdir, FarmSettings()
+        )
         for name, precision in builds
     }
 
@@ -202,7 +206,7 @@ def test_two_inputs_and_two_outputs_reach_the_right_tensors(
 ) -> None:
     source = two_in_two_out
     calibration = synthetic_calibration(source.inputs, samples=32, held_out=64)
-    built = all_backends()[backend].convert(source, precision, calibration, tmp_path)
+    built = all_backends()[backend].convert(source, precision, calibration, tmp_path, FarmSettings())
     runner = all_backends()[backend].load(built, source.output_names)
     outputs = runner({name: array[:3] for name, array in calibration.held_out.items()})
     assert [output.shape for output in outputs] == [(3, 4), (3, 1)]

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from farm.modelfile import TensorSpec
+from farm.core.modelfile import TensorSpec
 from workers.benchmark import BenchmarkPlan, is_stable, measure, median_interval, settled, sweep
 
 DYNAMIC = [TensorSpec("x", (None, 64), "float32")]

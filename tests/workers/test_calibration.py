@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farm.calibfile import ONLY_INPUT, SampleFile
-from farm.errors import ModelError, UsageError
-from farm.modelfile import TensorSpec
+from farm.core.calibfile import ONLY_INPUT, SampleFile
+from farm.core.errors import ModelError, UsageError
+from farm.core.modelfile import TensorSpec
 from workers.calibration import (
     SYNTHETIC_NOTE,
     concrete_shape,

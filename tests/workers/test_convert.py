@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.jobspec import ConvertOptions
-from farm.modelfile import ModelFormat
+from farm.core.jobspec import ConvertOptions
+from farm.core.modelfile import ModelFormat
 from workers.convert import ConversionRequest, cache_key, loaded_source
 
 

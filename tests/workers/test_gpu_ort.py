@@ -9,14 +9,16 @@ from pathlib import Path
 import onnx
 import pytest
 
-from farm.errors import ConversionError, ToolchainMissingError
-from farm.jobspec import ConvertOptions
-from farm.modelfile import ModelFormat
+from farm.core.errors import ConversionError, ToolchainMissingError
+from farm.core.hosts import NO_CUDA_PROVIDER
+from farm.core.jobspec import ConvertOptions
+from farm.core.modelfile import ModelFormat
+from farm.core.settings import FarmSettings
 from workers.backends import all_backends, class_problems
-from workers.backends.base import onnxruntime_runner
-from workers.backends.gpu_ort import NO_CUDA_PROVIDER, cuda_provider
+from workers.backends.gpu_ort import cuda_provider
 from workers.calibration import synthetic_calibration
 from workers.convert import ConversionRequest, plan_variants, verify_variant
+from workers.runtime import onnxruntime_runner
 from workers.sources import load_source
 
 BACKEND = all_backends()["gpu-ort"]
@@ -37,7 +39,7 @@ def test_the_fp16_variant_keeps_float32_inputs_and_outputs_and_verifies(
 ) -> None:
     source = load_source(sample_models["onnx"], ModelFormat.ONNX, [], [], tmp_path)
     calibration = synthetic_calibration(source.inputs, samples=8, held_out=16)
-    variant = BACKEND.convert(source, "fp16", calibration, tmp_path)
+    variant = BACKEND.convert(source, "fp16", calibration, tmp_path, FarmSettings())
     graph = onnx.load(str(variant.path)).graph
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer)
     assert {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]} == {onnx.TensorProto.FLOAT}
@@ -55,7 +57,9 @@ def test_a_variant_never_runs_quietly_on_the_cpu_instead(
     sample_models: dict[str, Path], tmp_path: Path
 ) -> None:
     source = load_source(sample_models["onnx"], ModelFormat.ONNX, [], [], tmp_path)
-    variant = BACKEND.convert(source, "fp32", synthetic_calibration(source.inputs, 4, 4), tmp_path)
+    variant = BACKEND.convert(
+        source, "fp32", synthetic_calibration(source.inputs, 4, 4), tmp_path, FarmSettings()
+    )
     # ONNX Runtime itself would fall back to its CPU provider with a warning; the runner refuses.
     with pytest.raises(ConversionError, match="could not start its CUDAExecutionProvider here"):
         BACKEND.load(variant, source.output_names)
@@ -69,7 +73,7 @@ def test_a_host_without_the_gpu_build_or_a_gpu_says_what_is_missing() -> None:
     with pytest.raises(
         ToolchainMissingError, match=r"this gpu worker can build nothing: gpu-ort: .*; gpu-tensorrt: "
     ):
-        plan_variants(request)
+        plan_variants(request, FarmSettings())
     assert len(class_problems("gpu")) == 2
 
 
@@ -80,14 +84,14 @@ def test_variants_run_on_the_cuda_provider_and_verify(
 ) -> None:
     source = load_source(sample_models["onnx"], ModelFormat.ONNX, [], [], tmp_path)
     calibration = synthetic_calibration(source.inputs, samples=8, held_out=64)
-    variant = BACKEND.convert(source, precision, calibration, tmp_path)
+    variant = BACKEND.convert(source, precision, calibration, tmp_path, FarmSettings())
     result = verify_variant(source, calibration, BACKEND.load(variant, source.output_names), precision)
     assert result.passed, result.summary()  # fp32 within FP32's tolerance: TF32 is off
 
 
 @needs_gpu
 def test_a_gpu_worker_plans_the_cuda_provider_without_tensorflow() -> None:
-    planned = [(plan.backend, plan.precision) for plan in plan_variants(GPU_REQUEST)]
+    planned = [(plan.backend, plan.precision) for plan in plan_variants(GPU_REQUEST, FarmSettings())]
     assert (
         planned[0] == ("native", "fp32") and ("gpu-ort", "fp32") in planned and ("gpu-ort", "fp16") in planned
     )

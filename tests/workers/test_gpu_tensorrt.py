@@ -9,10 +9,10 @@ from pathlib import Path
 import onnx
 import pytest
 
-from farm.errors import ModelError
-from farm.modelfile import ModelFormat, TensorSpec
+from farm.core.errors import ModelError
+from farm.core.modelfile import ModelFormat, TensorSpec
+from farm.core.settings import FarmSettings
 from workers.backends import all_backends
-from workers.backends.base import onnxruntime_runner
 from workers.backends.gpu_tensorrt import (
     GpuIdentity,
     engine_onnx,
@@ -22,6 +22,7 @@ from workers.backends.gpu_tensorrt import (
 )
 from workers.calibration import synthetic_calibration
 from workers.convert import verify_variant
+from workers.runtime import onnxruntime_runner
 from workers.sources import load_source
 
 H100 = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0", "11.4.0.106", "13.0")
@@ -94,7 +95,7 @@ def test_tensorrt_engine_builds_runs_and_verifies(
     backend = BACKEND
     source = load_source(sample_models["keras"], ModelFormat.KERAS, [], [], tmp_path)
     calibration = synthetic_calibration(source.inputs, samples=16, held_out=16)
-    variant = backend.convert(source, precision, calibration, tmp_path)
+    variant = backend.convert(source, precision, calibration, tmp_path, FarmSettings())
     assert variant.format == "tensorrt" and variant.details["gpu_name"]
     result = verify_variant(source, calibration, backend.load(variant, source.output_names), precision)
     assert result.passed, result.summary()

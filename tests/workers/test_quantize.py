@@ -10,9 +10,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from workers.backends.base import onnxruntime_runner
 from workers.calibration import Calibration, run_batched
 from workers.quantize import prepare_for_quantization, quantize_qdq
+from workers.runtime import onnxruntime_runner
 from workers.sources import SourceModel
 
 ENCODINGS = ("s8", "u8")

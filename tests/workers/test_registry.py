@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from farm.errors import UnsupportedModelError, UsageError
-from farm.modelfile import ModelFormat
-from farm.targets import (
+from farm.core.errors import UnsupportedModelError, UsageError
+from farm.core.modelfile import ModelFormat
+from farm.core.settings import FarmSettings
+from farm.core.targets import (
     NATIVE,
     PRECISIONS,
     TARGETS,
@@ -23,7 +24,7 @@ from workers.backends import all_backends, backends_for, class_problems, native_
 def test_every_hardware_target_and_the_native_baseline_are_registered() -> None:
     assert hardware_classes() == ["arm", "cpu", "fpga", "gpu"]
     assert native_backend().name == NATIVE and native_backend().hardware is None
-    assert set(all_backends()) == set(TARGETS)  # one backend module per entry of farm/targets.py
+    assert set(all_backends()) == set(TARGETS)  # one backend module per entry of farm/core/targets.py
     for name, backend in all_backends().items():
         target = TARGETS[name]
         assert backend.target is target and backend.name == name and target.summary and target.extra
@@ -82,6 +83,6 @@ def test_the_gpu_class_has_two_runtimes_and_offers_what_either_builds() -> None:
 
 
 def test_the_toolchain_string_names_installed_versions_without_importing_them() -> None:
-    toolchain = all_backends()["cpu"].toolchain()
+    toolchain = all_backends()["cpu"].toolchain(FarmSettings())
     assert "onnxruntime " in toolchain and "tf2onnx " in toolchain
-    assert "amd-quark " in all_backends()["fpga"].toolchain()
+    assert "amd-quark " in all_backends()["fpga"].toolchain(FarmSettings())

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from farm.errors import ModelError
-from farm.modelfile import ModelFormat, TensorArg
+from farm.core.errors import ModelError
+from farm.core.modelfile import ModelFormat, TensorArg
+from farm.core.settings import FarmSettings
 from workers.backends import all_backends
 from workers.calibration import random_feeds, synthetic_calibration
 from workers.convert import verify_variant
@@ -62,7 +63,7 @@ def test_an_onnx_model_is_taken_as_already_converted(sample_models: dict[str, Pa
 
     backend = all_backends()["cpu"]
     calibration = synthetic_calibration(onnx_source.inputs, samples=4, held_out=4)
-    built = backend.convert(onnx_source, "fp32", calibration, tmp_path)
+    built = backend.convert(onnx_source, "fp32", calibration, tmp_path, FarmSettings())
     # Judged against the Keras original: the ONNX given was exported from it.
     runner = backend.load(built, onnx_source.output_names)
     result = verify_variant(keras_source, calibration, runner, "fp32")

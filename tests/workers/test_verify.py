@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farm.errors import ModelError
+from farm.core.errors import ModelError
 from workers.verify import DEFAULT_THRESHOLDS, Thresholds, gate_for, thresholds_for, top1_agreement, verify
 
 RNG = np.random.default_rng(3)

@@ -1,7 +1,7 @@
 """The registry of backends.
 
 Every module in this package except ``base`` is a backend and exposes ``BACKEND``; its
-capabilities are its entry in farm/targets.py, which the client reads without importing any of
+capabilities are its entry in farm/core/targets.py, which the client reads without importing any of
 this. Adding a hardware target is one entry there and one file here. Modules must import cheaply:
 toolchains, and numpy too, are imported inside the methods that use them
 (tests/farm/test_cli_imports.py holds them to that).
@@ -18,7 +18,8 @@ import importlib
 import pkgutil
 from functools import lru_cache
 
-from farm.targets import NATIVE, TARGETS, targets_for
+from farm.core.hosts import class_problems
+from farm.core.targets import NATIVE, TARGETS, targets_for
 from workers.backends.base import Backend
 
 __all__ = ["NATIVE", "all_backends", "backends_for", "class_problems", "native_backend", "usable_backends"]
@@ -35,7 +36,7 @@ def all_backends() -> dict[str, Backend]:
             raise RuntimeError(f"two backends are named {backend.name!r}")
         backends[backend.name] = backend
     if set(backends) != set(TARGETS):
-        raise RuntimeError(f"backends {sorted(backends)} and farm.targets {sorted(TARGETS)} differ")
+        raise RuntimeError(f"backends {sorted(backends)} and farm.core.targets {sorted(TARGETS)} differ")
     return backends
 
 
@@ -47,18 +48,6 @@ def backends_for(hardware: str) -> list[Backend]:
 def usable_backends(hardware: str) -> list[Backend]:
     """The backends of a hardware class that this host can run."""
     return [backend for backend in backends_for(hardware) if not backend.host_problems()]
-
-
-def class_problems(hardware: str) -> list[str]:
-    """Why this host cannot serve a hardware class: empty when any one of its backends can run
-    here; otherwise each backend's reasons, named by the backend when the class has several."""
-    backends = backends_for(hardware)
-    problems = {backend.name: backend.host_problems() for backend in backends}
-    if any(not found for found in problems.values()):
-        return []
-    if len(backends) == 1:
-        return problems[backends[0].name]
-    return [f"{name}: {'; '.join(found)}" for name, found in problems.items()]
 
 
 def native_backend() -> Backend:

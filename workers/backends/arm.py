@@ -8,13 +8,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farm.errors import ConversionError, UnsupportedModelError, UsageError, first_line
-from farm.targets import TARGETS
-from workers.backends.base import BuiltVariant, Runner, TargetBackend, import_tensorflow, package_versions
+from farm.core.errors import ConversionError, UnsupportedModelError, UsageError, first_line
+from farm.core.targets import TARGETS
+from farm.core.toolchains import import_tensorflow, package_versions
+from workers.backends.base import TargetBackend
+from workers.runtime import BuiltVariant, Runner
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from farm.core.settings import FarmSettings
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
@@ -22,11 +25,16 @@ if TYPE_CHECKING:
 class ArmBackend(TargetBackend):
     target = TARGETS["arm"]
 
-    def toolchain(self) -> str:
+    def toolchain(self, settings: FarmSettings) -> str:
         return package_versions(["tensorflow-cpu", "tensorflow", "ai-edge-litert"])
 
     def convert(
-        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+        self,
+        source: SourceModel,
+        precision: str,
+        calibration: Calibration,
+        workdir: Path,
+        settings: FarmSettings,
     ) -> BuiltVariant:
         if source.tf_function is None:
             raise UnsupportedModelError("arm variants are converted from TensorFlow models, not ONNX")

@@ -5,20 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.errors import UsageError
-from farm.settings import get_settings
-from farm.targets import TARGETS
-from workers.backends.base import (
-    ONNXRUNTIME,
-    BuiltVariant,
-    Runner,
-    TargetBackend,
-    onnxruntime_runner,
-    package_versions,
-)
+from farm.core.errors import UsageError
+from farm.core.targets import TARGETS
+from farm.core.toolchains import ONNXRUNTIME, package_versions
+from workers.backends.base import TargetBackend
 from workers.quantize import quantize_qdq
+from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
 if TYPE_CHECKING:
+    from farm.core.settings import FarmSettings
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
@@ -26,12 +21,17 @@ if TYPE_CHECKING:
 class CpuBackend(TargetBackend):
     target = TARGETS["cpu"]
 
-    def toolchain(self) -> str:
+    def toolchain(self, settings: FarmSettings) -> str:
         versions = package_versions([*ONNXRUNTIME, "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"])
-        return f"{versions}, int8 activations {get_settings().cpu_int8_activations}"
+        return f"{versions}, int8 activations {settings.cpu_int8_activations}"
 
     def convert(
-        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+        self,
+        source: SourceModel,
+        precision: str,
+        calibration: Calibration,
+        workdir: Path,
+        settings: FarmSettings,
     ) -> BuiltVariant:
         import onnxruntime as ort
 
@@ -39,7 +39,7 @@ class CpuBackend(TargetBackend):
         if precision == "fp32":
             return BuiltVariant(optimise(source.onnx(), workdir / "model.onnx"), "onnx", "fp32", runtime)
         if precision == "int8":
-            activations = get_settings().cpu_int8_activations
+            activations = settings.cpu_int8_activations
             target = workdir / "model_int8.onnx"
             quantized = quantize_qdq(source.onnx(), calibration, target, activations)
             return BuiltVariant(quantized, "onnx", "int8", runtime, details={"int8": f"{activations}s8 QDQ"})

@@ -14,20 +14,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.errors import ConversionError, UsageError, first_line
-from farm.settings import get_settings
-from farm.targets import TARGETS
-from workers.backends.base import (
-    ONNXRUNTIME,
-    BuiltVariant,
-    Runner,
-    TargetBackend,
-    onnxruntime_runner,
-    package_versions,
-)
+from farm.core.errors import ConversionError, UsageError, first_line
+from farm.core.targets import TARGETS
+from farm.core.toolchains import ONNXRUNTIME, package_versions
+from workers.backends.base import TargetBackend
 from workers.quantize import CalibrationReader, prepare_for_quantization
+from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
 if TYPE_CHECKING:
+    from farm.core.settings import FarmSettings
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
@@ -49,20 +44,25 @@ log = logging.getLogger(__name__)
 class FpgaBackend(TargetBackend):
     target = TARGETS["fpga"]
 
-    def toolchain(self) -> str:
+    def toolchain(self, settings: FarmSettings) -> str:
         versions = package_versions(
             ["amd-quark", *ONNXRUNTIME, "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"]
         )
-        return f"{versions}, calibration {get_settings().fpga_calibration}"
+        return f"{versions}, calibration {settings.fpga_calibration}"
 
     def convert(
-        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+        self,
+        source: SourceModel,
+        precision: str,
+        calibration: Calibration,
+        workdir: Path,
+        settings: FarmSettings,
     ) -> BuiltVariant:
         if precision != "int8":
             raise UsageError(f"fpga does not build {precision}")
         target = workdir / "model_xint8.onnx"
         prepared = prepare_for_quantization(source.onnx())
-        method = get_settings().fpga_calibration
+        method = settings.fpga_calibration
         _quantize_xint8(prepared, calibration, target, method)
         notes = [] if has_vitis_provider() else [NO_DPU_NOTE]
         details = {"quantizer": f"amd-quark XINT8, {method} power-of-two calibration"}

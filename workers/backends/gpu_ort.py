@@ -16,28 +16,20 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.errors import UsageError
-from farm.targets import TARGETS, toolchain_problem
-from workers.backends.base import (
-    ONNXRUNTIME,
-    BuiltVariant,
-    Runner,
-    TargetBackend,
-    onnxruntime_runner,
-    package_versions,
-)
-from workers.hardware import nvidia_gpu, nvidia_gpu_problems
+from farm.core.errors import UsageError
+from farm.core.hosts import gpu_label, nvidia_gpu
+from farm.core.targets import TARGETS
+from farm.core.toolchains import ONNXRUNTIME, package_versions
+from workers.backends.base import TargetBackend
 from workers.quantize import to_fp16
+from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
 if TYPE_CHECKING:
+    from farm.core.settings import FarmSettings
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
-NO_CUDA_PROVIDER = (
-    "this onnxruntime has no CUDA provider: pip install 'farm[gpu]' "
-    "(onnxruntime-gpu, after pip uninstall onnxruntime)"
-)
 
 
 def cuda_provider(device_id: int = 0) -> tuple[str, dict[str, str]]:
@@ -53,19 +45,17 @@ def runtime_name(precision: str) -> str:
 class OrtCudaBackend(TargetBackend):
     target = TARGETS["gpu-ort"]
 
-    def host_problems(self) -> list[str]:
-        problems = toolchain_problem(self.target)
-        if not problems and not has_cuda_provider():
-            problems.append(NO_CUDA_PROVIDER)
-        return [*problems, *nvidia_gpu_problems()]
-
-    def toolchain(self) -> str:
+    def toolchain(self, settings: FarmSettings) -> str:
         # Kernels and their numerics differ by GPU: the GPU is part of the cache key.
-        versions, gpu = package_versions([*ONNXRUNTIME, "onnx", "tf2onnx"]), nvidia_gpu()
-        return f"{versions}, {gpu['gpu_name']} sm{gpu['compute_capability']}"
+        return f"{package_versions([*ONNXRUNTIME, 'onnx', 'tf2onnx'])}, {gpu_label()}"
 
     def convert(
-        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+        self,
+        source: SourceModel,
+        precision: str,
+        calibration: Calibration,
+        workdir: Path,
+        settings: FarmSettings,
     ) -> BuiltVariant:
         target = workdir / f"model_{precision}.onnx"
         if precision == "fp32":
@@ -81,12 +71,6 @@ class OrtCudaBackend(TargetBackend):
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         preload_cuda_libraries()
         return onnxruntime_runner(variant.path, outputs, cuda_provider())
-
-
-def has_cuda_provider() -> bool:
-    import onnxruntime as ort
-
-    return CUDA_PROVIDER in ort.get_available_providers()
 
 
 def preload_cuda_libraries() -> None:

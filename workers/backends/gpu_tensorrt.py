@@ -21,17 +21,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farm.errors import ConversionError, UsageError
-from farm.settings import get_settings
-from farm.targets import TARGETS, toolchain_problem
-from workers.backends.base import BuiltVariant, Runner, TargetBackend, package_versions
-from workers.hardware import nvidia_gpu_problems
+from farm.core.errors import ConversionError, UsageError
+from farm.core.hosts import gpu_label
+from farm.core.targets import TARGETS
+from farm.core.toolchains import package_versions
+from workers.backends.base import TargetBackend
 from workers.quantize import quantize_qdq, to_fp16
+from workers.runtime import BuiltVariant, Runner
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from farm.modelfile import TensorSpec
+    from farm.core.modelfile import TensorSpec
+    from farm.core.settings import FarmSettings
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
@@ -104,22 +106,23 @@ def engine_onnx(source: SourceModel, precision: str, calibration: Calibration, w
 class TensorRTBackend(TargetBackend):
     target = TARGETS["gpu-tensorrt"]
 
-    def host_problems(self) -> list[str]:
-        return [*toolchain_problem(self.target), *nvidia_gpu_problems()]
-
-    def toolchain(self) -> str:
+    def toolchain(self, settings: FarmSettings) -> str:
         # An engine is tied to its GPU: the GPU is part of the cache key, not just the versions.
-        gpu = host_identity()
-        versions = package_versions(["tensorrt", "tf2onnx", "onnx"])
-        return f"{versions}, {gpu.gpu_name} sm{gpu.compute_capability}"
+        # Asked in the prefork parent too (the worker's start-up description, planning): from
+        # nvidia-smi and package metadata, never CUDA (farm.core.hosts).
+        return f"{package_versions(['tensorrt', 'tf2onnx', 'onnx'])}, {gpu_label()}"
 
     def convert(
-        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+        self,
+        source: SourceModel,
+        precision: str,
+        calibration: Calibration,
+        workdir: Path,
+        settings: FarmSettings,
     ) -> BuiltVariant:
         onnx_path = engine_onnx(source, precision, calibration, workdir)
         identity = host_identity()
         target = workdir / f"model_{precision}.engine"
-        settings = get_settings()
         timing_cache = settings.cache_dir / "tensorrt" / identity.cache_name()
         build_engine(onnx_path, target, precision, source.inputs, settings.bench_max_batch, timing_cache)
         runtime = f"tensorrt {identity.tensorrt_version}"

@@ -7,10 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.targets import TARGETS
-from workers.backends.base import ONNXRUNTIME, BuiltVariant, Runner, TargetBackend, package_versions
+from farm.core.targets import TARGETS
+from farm.core.toolchains import ONNXRUNTIME, package_versions
+from workers.backends.base import TargetBackend
+from workers.runtime import BuiltVariant, Runner
 
 if TYPE_CHECKING:
+    from farm.core.settings import FarmSettings
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
@@ -23,11 +26,16 @@ class NativeBackend(TargetBackend):
         # so the baseline is never loaded twice.
         self._source: SourceModel | None = None
 
-    def toolchain(self) -> str:
+    def toolchain(self, settings: FarmSettings) -> str:
         return package_versions(["tensorflow-cpu", "tensorflow", *ONNXRUNTIME])
 
     def convert(
-        self, source: SourceModel, precision: str, calibration: Calibration, workdir: Path
+        self,
+        source: SourceModel,
+        precision: str,
+        calibration: Calibration,
+        workdir: Path,
+        settings: FarmSettings,
     ) -> BuiltVariant:
         self._source = source  # only the current task's source stays referenced
         return BuiltVariant(source.path, source.framework, "fp32", source.runtime)

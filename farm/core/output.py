@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from farm.errors import NotFoundError, UsageError
+from farm.core.errors import NotFoundError, UsageError
 
 ROW_COLUMN = "row"  # the input row number of each output row
 MANIFEST = "_manifest.json"

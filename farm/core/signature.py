@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from farm.errors import ModelError, UsageError
-from farm.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, shape_text, tensor_name
-from farm.tfproto import DATA_TYPES, graph_def_class, saved_model_class, shape_of
+from farm.core.errors import ModelError, UsageError
+from farm.core.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, shape_text, tensor_name
+from farm.core.tfproto import DATA_TYPES, graph_def_class, saved_model_class, shape_of
 
 SERVING_SIGNATURE = "serving_default"  # the worker serves it, or else the first signature
 
@@ -86,7 +86,7 @@ def _frozen_graph_inputs(path: Path, named: list[TensorArg]) -> list[TensorSpec]
 
 
 def _placeholder_spec(node: Any) -> TensorSpec | None:
-    """A Placeholder node (a NodeDef of farm.tfproto) as an input; None for any other node."""
+    """A Placeholder node (a NodeDef of farm.core.tfproto) as an input; None for any other node."""
     dtype = node.attr["dtype"].type
     shape = shape_of(node.attr["shape"].shape)
     if node.op != "Placeholder" or dtype not in DATA_TYPES or shape is None:

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from farm.errors import FarmError, ServiceUnavailableError, ToolchainMissingError, UsageError, first_line
+from farm.core.errors import FarmError, ServiceUnavailableError, ToolchainMissingError, UsageError, first_line
 
 if TYPE_CHECKING:
-    from farm.settings import FarmSettings
+    from farm.core.settings import FarmSettings
 
 CHUNK = 1 << 20
 FOLDER_MARKER = ".farm-complete"  # written last into an uploaded folder: the folder is whole

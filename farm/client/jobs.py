@@ -13,19 +13,19 @@ from celery import Celery
 from db import shards, store
 from db.engine import ensure_schema, session_scope
 from db.models import BenchmarkResult, Job, Shard, Task, TaskKind, TaskState, Variant, utcnow
-from farm.artifacts import ArtifactStore, open_store, sha256_of
-from farm.cluster import require_broker
-from farm.errors import FarmError, ServiceUnavailableError, UsageError, first_line
-from farm.jobspec import ConvertOptions
-from farm.modelfile import TensorArg, TensorSpec, detect_format
-from farm.settings import FarmSettings
-from farm.signature import model_inputs
-from farm.targets import NATIVE, parse_hardware_list, parse_precisions, refuse_format
+from farm.client.cluster import require_broker
+from farm.core.artifacts import ArtifactStore, open_store, sha256_of
+from farm.core.errors import FarmError, ServiceUnavailableError, UsageError, first_line
+from farm.core.jobspec import ConvertOptions
+from farm.core.modelfile import TensorArg, TensorSpec, detect_format
+from farm.core.settings import FarmSettings
+from farm.core.signature import model_inputs
+from farm.core.targets import NATIVE, parse_hardware_list, parse_precisions, refuse_format
 from queues.app import broker_errors
 from queues.names import CONVERT_TASK, queue_for
 
 if TYPE_CHECKING:
-    from farm.calibfile import SampleFile
+    from farm.core.calibfile import SampleFile
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
         model_format=model_format.value,
         inputs=[arg.to_json() for arg in inputs],
         outputs=[{"name": name} for name in outputs],
-        options=options.to_json(),
+        options=options.model_dump(),
     )
     with session_scope(settings.database_url) as session:
         tasks = store.create_job(session, job, hardware_classes, TaskKind.CONVERT.value)
@@ -107,7 +107,7 @@ def _check_sample_files(asked: ConvertRequest, specs: list[TensorSpec] | None) -
 def _read_samples(path: Path | None, flag: str) -> SampleFile | None:
     if path is None:
         return None
-    from farm.calibfile import read_samples  # numpy: imported only when a file is given
+    from farm.core.calibfile import read_samples  # numpy: imported only when a file is given
 
     return read_samples(path, flag)
 
@@ -127,7 +127,7 @@ def _stored_samples(artifacts: ArtifactStore, kind: str, path: Path | None) -> d
 
 def _send(settings: FarmSettings, app: Celery, tasks: list[Task], model_key: str) -> None:
     """Queue each task; record the Celery ids of those sent and fail those the broker refused."""
-    error: Exception | None = None
+    error: BaseException | None = None
     for task in tasks:
         try:
             task.celery_id = app.send_task(

@@ -10,10 +10,10 @@ from typing import Any
 
 from celery import Celery
 
-from farm.cluster import require_broker
-from farm.errors import ServiceUnavailableError, ToolchainMissingError, UsageError, first_line
-from farm.settings import FarmSettings, redacted
-from farm.targets import hardware_classes
+from farm.client.cluster import require_broker
+from farm.core.errors import ServiceUnavailableError, ToolchainMissingError, UsageError, first_line
+from farm.core.settings import FarmSettings, redacted
+from farm.core.targets import hardware_classes
 from queues.app import broker_errors
 from queues.names import FLEET_INFO_COMMAND, queue_for
 

@@ -1,6 +1,6 @@
 """Small TensorFlow models in every input format farm reads, for the demo and the tests.
 
-``python -m workers.samples DIR`` writes ``classifier.pb``, ``classifier.keras``,
+``python -m farm.samples DIR`` writes ``classifier.pb``, ``classifier.keras``,
 ``classifier.h5`` and the SavedModel folder ``classifier_savedmodel`` into DIR, and a digit
 classifier trained on real images: ``digits.keras`` with ``digits_calib.npz`` (training images and
 their labels), ``digits_eval.npz`` (held-out images and labels) and ``digits_images.parquet``
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workers.backends.base import import_tensorflow
+from farm.core.toolchains import import_tensorflow
 
 INPUT_SHAPE = (16, 16, 3)
 INPUT_NAME = "image"
@@ -166,7 +166,7 @@ def write_all_formats(folder: Path) -> dict[str, Path]:
 
 def write_onnx_export(frozen_graph: Path, target: Path) -> Path:
     """The frozen graph as ONNX, exported as a worker exports it (input named ``image:0``)."""
-    from farm.modelfile import ModelFormat
+    from farm.core.modelfile import ModelFormat
     from workers.sources import load_source
 
     load_source(frozen_graph, ModelFormat.FROZEN_GRAPH, [], [], target.parent).write_onnx(target)

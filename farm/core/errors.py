@@ -15,6 +15,11 @@ FarmError                       exit 1
 
 from __future__ import annotations
 
+import sys
+from typing import NoReturn
+
+INTERNAL_ERROR_EXIT = 70  # an error farm did not foresee: a bug to report
+
 
 class FarmError(Exception):
     exit_code = 1
@@ -64,3 +69,9 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message: enough for a one-line error, never a traceback."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def exit_in_one_line(message: str, exit_code: int) -> NoReturn:
+    """How every farm program refuses: one ``error:`` line on stderr, a non-zero exit."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(exit_code)

@@ -10,8 +10,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError, UsageError, first_line
-from farm.tfproto import graph_def_class
+from farm.core.errors import (
+    CorruptModelError,
+    ModelNotFoundError,
+    UnsupportedModelError,
+    UsageError,
+    first_line,
+)
+from farm.core.tfproto import graph_def_class
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import redis
 
-from farm.errors import ServiceUnavailableError
-from farm.settings import FarmSettings, redacted
+from farm.core.errors import ServiceUnavailableError
+from farm.core.settings import FarmSettings, redacted
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -95,8 +95,11 @@ def port_is_free(address: str, port: int) -> bool:
     return True
 
 
-def worker_command(hardware: str) -> list[str]:
-    return [sys.executable, "-m", "farm", "worker", "--hw", hardware]
+def worker_command(hardware: str, concurrency: int | None = None, name: str | None = None) -> list[str]:
+    """The worker's own program (``python -m workers``): the client never imports worker code."""
+    command = [sys.executable, "-m", "workers", "--hw", hardware]
+    command += ["--concurrency", str(concurrency)] if concurrency else []
+    return command + (["--name", name] if name else [])
 
 
 class LocalFarm:

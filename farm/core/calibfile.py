@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from farm.errors import ToolchainMissingError, UsageError
-from farm.modelfile import TensorSpec, shape_text
+from farm.core.errors import ToolchainMissingError, UsageError
+from farm.core.modelfile import TensorSpec, shape_text
 
 SUFFIXES = (".npy", ".npz", ".parquet")
 ONLY_INPUT = ""
@@ -58,8 +58,9 @@ def _fitted(array: np.ndarray, spec: TensorSpec, label: str) -> np.ndarray:
     wanted, given = spec.shape[1:], array.shape[1:]
     if len(given) == len(wanted) and all(w is None or w == g for w, g in zip(wanted, given, strict=True)):
         return np.ascontiguousarray(array.astype(spec.dtype))
-    if None not in wanted and int(np.prod(given)) == int(np.prod(wanted)):  # (n, 64) feeds (n, 8, 8)
-        return np.ascontiguousarray(array.reshape((len(array), *wanted)).astype(spec.dtype))
+    known = tuple(dim for dim in wanted if dim is not None)
+    if len(known) == len(wanted) and int(np.prod(given)) == int(np.prod(known)):  # (n, 64) feeds (n, 8, 8)
+        return np.ascontiguousarray(array.reshape((len(array), *known)).astype(spec.dtype))
     raise UsageError(
         f"{label}: samples for input {spec.name} have shape {shape_text(given)}, "
         f"the model takes {shape_text(wanted)}"

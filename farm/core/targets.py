@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from farm.errors import UnsupportedModelError, UsageError
+from farm.core.errors import UnsupportedModelError, UsageError
 
 NATIVE = "native"
 # Every precision a backend may build, in the order variants are built and shown.
@@ -26,9 +26,10 @@ class Target:
     hardware: str | None  # the hardware class (and queue) it serves; None for the native baseline
     summary: str
     precisions: tuple[str, ...]  # what it can build, a subset of PRECISIONS in that order
-    model_formats: tuple[str, ...]  # the submitted formats it converts from (farm.modelfile.ModelFormat)
+    model_formats: tuple[str, ...]  # the submitted formats it converts from (farm.core.modelfile.ModelFormat)
     requires: tuple[str, ...]  # modules a worker of this class must be able to import
     extra: str  # the pip extra that installs them
+    host_needs: tuple[str, ...] = ()  # host facts beyond the modules: see farm.core.hosts.HOST_CHECKS
 
     def refuse_format(self, model_format: str) -> None:
         if model_format not in self.model_formats:
@@ -87,6 +88,7 @@ TARGETS: dict[str, Target] = {
             ALL_FORMATS,
             ("onnxruntime",),  # the GPU build, onnxruntime-gpu: its CUDA provider is checked on the host
             "gpu",
+            ("cuda-provider", "nvidia-gpu"),
         ),
         Target(
             "gpu-tensorrt",
@@ -96,6 +98,7 @@ TARGETS: dict[str, Target] = {
             ALL_FORMATS,
             ("tensorrt", "cuda", "onnxruntime"),
             "tensorrt",
+            ("nvidia-gpu",),
         ),
     )
 }

@@ -11,11 +11,13 @@ this module to parse options.
 from __future__ import annotations
 
 import glob as globlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from farm.errors import DataError, UsageError, first_line
+from pydantic import BaseModel, ConfigDict, Field
+
+from farm.core.errors import DataError, UsageError, first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,32 +27,28 @@ SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy
 NPY_COLUMN = "array"  # the one "column" of a .npy dataset: its rows
 
 
-@dataclass(frozen=True)
-class DataFile:
+class DataFile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     path: str  # as its filesystem names it
     rows: int
 
 
-@dataclass(frozen=True)
-class Dataset:
+class Dataset(BaseModel):
+    """A dataset to score, planned from its metadata on the client; stored with the job."""
+
+    model_config = ConfigDict(frozen=True)
+
     uri: str  # as the user gave it
     format: str  # parquet, csv or npy
     files: list[DataFile]
     columns: dict[str, str]  # name -> Arrow type, as text; npy: {"array": "<dtype>[<row shape>]"}
-    widths: dict[str, int] = field(default_factory=dict)  # features per row of each numeric column
+    widths: dict[str, int] = Field(default_factory=dict)  # features per row of each numeric column
     row_group_rows: int = 0  # the Parquet row group size when all are equal, else 0
 
     @property
     def rows(self) -> int:
         return sum(file.rows for file in self.files)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Dataset:
-        files = [DataFile(**item) for item in data["files"]]
-        return cls(**{**data, "files": files})
 
 
 # --- planning, on the client ---------------------------------------------------------------------
@@ -128,12 +126,15 @@ def _parquet(fs: Any, uri: str, paths: list[str]) -> Dataset:
             schema = metadata.schema.to_arrow_schema()
         elif not metadata.schema.to_arrow_schema().equals(schema):
             raise DataError(f"{path}: its columns differ from those of {paths[0]}")
-        files.append(DataFile(path, metadata.num_rows))
+        files.append(DataFile(path=path, rows=metadata.num_rows))
         group_sizes |= {metadata.row_group(i).num_rows for i in range(metadata.num_row_groups - 1)}
     assert schema is not None
     widths = _widths(schema, lambda: _first_rows(fs, paths[0]))
     row_group = group_sizes.pop() if len(group_sizes) == 1 else 0
-    return Dataset(uri, "parquet", files, _types(schema), widths, row_group)
+    columns = _types(schema)
+    return Dataset(
+        uri=uri, format="parquet", files=files, columns=columns, widths=widths, row_group_rows=row_group
+    )
 
 
 def _csv(fs: Any, uri: str, paths: list[str]) -> Dataset:
@@ -145,9 +146,10 @@ def _csv(fs: Any, uri: str, paths: list[str]) -> Dataset:
             schema = schema or reader.schema
             for batch in reader:
                 rows += batch.num_rows
-        files.append(DataFile(path, rows))
+        files.append(DataFile(path=path, rows=rows))
     assert schema is not None
-    return Dataset(uri, "csv", files, _types(schema), _widths(schema, lambda: None))
+    widths = _widths(schema, lambda: None)
+    return Dataset(uri=uri, format="csv", files=files, columns=_types(schema), widths=widths)
 
 
 def _npy(fs: Any, uri: str, paths: list[str]) -> Dataset:
@@ -160,7 +162,8 @@ def _npy(fs: Any, uri: str, paths: list[str]) -> Dataset:
     for dim in row_shape:
         width *= dim
     columns = {NPY_COLUMN: f"{header.dtype.name}{list(row_shape)}"}
-    return Dataset(uri, "npy", [DataFile(paths[0], rows)], columns, {NPY_COLUMN: width})
+    files = [DataFile(path=paths[0], rows=rows)]
+    return Dataset(uri=uri, format="npy", files=files, columns=columns, widths={NPY_COLUMN: width})
 
 
 _READERS = {"parquet": _parquet, "csv": _csv, "npy": _npy}
@@ -204,17 +207,15 @@ def _first_rows(fs: Any, path: str) -> pa.RecordBatch | None:
         return next(parquet.iter_batches(batch_size=1), None)
 
 
-@dataclass(frozen=True)
-class InputMapping:
+class InputMapping(BaseModel):
     """Which columns feed one model input, and the per-row shape and dtype the model wants."""
+
+    model_config = ConfigDict(frozen=True)
 
     name: str
     columns: list[str]
     shape: list[int]  # one row's shape, the batch dimension left out
     dtype: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def map_inputs(
@@ -281,7 +282,7 @@ def _mapping(dataset: Dataset, spec: dict[str, Any], columns: list[str]) -> Inpu
             f"input {name} takes {wanted} values per row (shape {spec['shape']}), but the "
             f"{len(columns)} columns ({named}) give {width}: pick them with --columns, or --keep the others"
         )
-    return InputMapping(name, columns, [int(dim) for dim in row_shape], dtype.name)
+    return InputMapping(name=name, columns=columns, shape=[int(dim) for dim in row_shape], dtype=dtype.name)
 
 
 def _column_dtype(dataset: Dataset, column: str) -> np.dtype:

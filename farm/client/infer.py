@@ -17,11 +17,11 @@ from sqlmodel import Session
 from db import shards, store
 from db.engine import ensure_schema, session_scope
 from db.models import BenchmarkResult, Job, ShardState, TaskKind, TaskState, Variant
-from farm.cluster import require_broker
-from farm.dataset import Dataset, map_inputs, open_dataset
-from farm.errors import FarmError, NotFoundError, ServiceUnavailableError, UsageError, first_line
-from farm.jobspec import InferOptions
-from farm.output import (
+from farm.client.cluster import require_broker
+from farm.core.dataset import Dataset, map_inputs, open_dataset
+from farm.core.errors import FarmError, NotFoundError, ServiceUnavailableError, UsageError, first_line
+from farm.core.jobspec import InferOptions
+from farm.core.output import (
     ROW_COLUMN,
     check_output,
     claim_output,
@@ -29,8 +29,8 @@ from farm.output import (
     part_name,
     read_manifest,
 )
-from farm.settings import FarmSettings
-from farm.targets import NATIVE, parse_hardware_list, parse_precisions
+from farm.core.settings import FarmSettings
+from farm.core.targets import NATIVE, parse_hardware_list, parse_precisions
 from queues.app import broker_errors, send_lane
 
 MIN_SHARD_ROWS = 1_000
@@ -86,12 +86,9 @@ def submit_infer(
     signature = _signature(variants)
     outputs = list(signature["outputs"])
     options = InferOptions(
-        dataset=dataset.to_json(),
+        dataset=dataset,
         out=str(out),
-        inputs=[
-            m.to_json()
-            for m in map_inputs(dataset, signature["inputs"], asked.columns, asked.inputs, asked.keep)
-        ],
+        inputs=map_inputs(dataset, signature["inputs"], asked.columns, asked.inputs, asked.keep),
         outputs=outputs,
         output_columns=_output_columns(outputs, asked.keep),
         keep=asked.keep,
@@ -108,7 +105,7 @@ def submit_infer(
         model_format=source_job.model_format,
         inputs=signature["inputs"],
         outputs=[{"name": name} for name in outputs],
-        options=options.to_json(),
+        options=options.model_dump(),
     )
     claim_output(out, job.id)
     with session_scope(settings.database_url) as session:
@@ -134,7 +131,7 @@ def _conversion_job(
         if job is None:
             raise NotFoundError(f"{source}: neither a model file nor a job id (see `farm jobs`)")
         return source
-    from farm.artifacts import sha256_of
+    from farm.core.artifacts import sha256_of
 
     sha256 = sha256_of(path)
     with session_scope(settings.database_url) as session:
@@ -267,7 +264,7 @@ def retry(settings: FarmSettings, app: Celery, job_id: str) -> int:
         if running and job.cancelled_at is None:
             raise UsageError(f"job {job_id} is still running {running} shards: cancel it first, or wait")
         reopened = shards.reopen_unfinished(session, job)
-        options = InferOptions.from_json(job.options)
+        options = InferOptions.model_validate(job.options)
     if not reopened:
         raise UsageError(f"nothing to retry: every shard of job {job_id} is done")
     send_lanes(app, job_id, list(options.variants))
@@ -286,7 +283,7 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     Parquet file (written beside ``target``, then renamed). Returns the rows written."""
     import pyarrow.parquet as pq
 
-    from farm.artifacts import copy_atomically, sha256_of
+    from farm.core.artifacts import copy_atomically, sha256_of
 
     ensure_schema(settings.database_url)
     with session_scope(settings.database_url) as session:
@@ -295,7 +292,7 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     state = shards.infer_job_state(job, done)
     if state is not TaskState.SUCCEEDED:
         raise FarmError(f"job {job_id} is {state.value}: its output is complete only once it succeeds")
-    out = Path(InferOptions.from_json(job.options).out)
+    out = Path(InferOptions.model_validate(job.options).out)
     read_manifest(out)
     staging = target.with_name(f".{target.name}.partial")
     rows = 0

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from db.models import BenchmarkResult, Variant
-from farm.client import JobView
-from farm.targets import NATIVE
+from farm.client.jobs import JobView
+from farm.core.targets import NATIVE
 
 
 @dataclass(frozen=True)
