@@ -13,7 +13,7 @@ TORCH_CPU := torch==2.13.0
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--index-url https://download.pytorch.org/whl/cpu)
 EXTRAS := cpu,arm,fpga,report,samples,s3,monitor
 
-.PHONY: demo test lint down clean bench-scoring refusals-table
+.PHONY: demo test check lint down clean bench-scoring refusals-table
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +47,19 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/farm result $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --to .farm/demo-scores.parquet
 	@echo "the farm keeps running; stop it with: $(BIN)/farm down"
 
-# Every test: unit, and integration against real Redis, Celery workers, SQLite and PostgreSQL.
-test: $(VENV)/.installed-test
+# Lint, types and the layer contracts: the static half of both tiers.
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+# The fast tier for the edit loop (90 s or less): lint, types, layers, and every test that needs
+# no service (no Redis, no worker, no PostgreSQL, no S3 server).
+check: lint
+	$(BIN)/pytest -m "not services"
+
+# Every test: unit, and integration against real Redis, Celery workers, SQLite and PostgreSQL.
+test: lint
 	$(BIN)/pytest
 
 # The batch-scoring benchmark of the README (installs skl2onnx and Ray Data, the peer it is measured against).
@@ -59,7 +69,7 @@ bench-scoring: $(VENV)/.installed-test
 
 # The README's table of refusals, written by the tests that cause each one.
 refusals-table: $(VENV)/.installed-test
-	FARM_WRITE_REFUSALS=1 $(BIN)/pytest -q tests/farm/test_cli_errors.py \
+	FARM_WRITE_REFUSALS=1 $(BIN)/pytest -q tests/farm/cli/test_errors.py \
 		tests/integration/test_infer.py::test_bad_scoring_input_is_one_line_and_queues_nothing \
 		tests/integration/test_monitor.py::test_farm_workers_names_an_unreachable_broker_in_one_line \
 		tests/integration/test_monitor.py::test_flower_refuses_to_serve_the_fleet_unprotected

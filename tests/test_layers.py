@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grimp
 
-from tests.farm.test_cli_imports import imported_by
+from tests.farm.cli.test_imports import imported_by
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("farm", "db", "queues", "workers")

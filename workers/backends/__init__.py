@@ -4,7 +4,7 @@ Every module in this package except ``base`` is a backend and exposes ``BACKEND`
 capabilities are its entry in farm/core/targets.py, which the client reads without importing any of
 this. Adding a hardware target is one entry there and one file here. Modules must import cheaply:
 toolchains, and numpy too, are imported inside the methods that use them
-(tests/farm/test_cli_imports.py holds them to that).
+(tests/farm/cli/test_imports.py holds them to that).
 
 A backend with a ``hardware`` class is a target serving that class's queue; a class may have more
 than one (gpu: ONNX Runtime's CUDA provider and TensorRT), and a worker builds with each one its
