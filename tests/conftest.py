@@ -7,6 +7,8 @@ message saying so.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import socket
@@ -31,6 +33,20 @@ from queues.app import make_app
 
 POSTGRES_ADMIN_URL = os.environ.get("FARM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 WORKER_START_TIMEOUT_S = 90
+
+
+# Fixtures that start or reach a service (Redis, the S3 server, PostgreSQL): tests using any of
+# them are marked `services`; `make check` runs the others.
+SERVICE_FIXTURES = {"redis_url", "s3_server", "postgres_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_postgres = params.get("database_url") == "postgresql"
+        if fixtures & SERVICE_FIXTURES or on_postgres or item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.services)
 
 
 def free_port() -> int:
@@ -139,6 +155,38 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'farm.db'}"
 
 
+def run_cli_in_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`farm ARGS` run by its own entry point (farm.cli.main) in this process, in ``env``, with its
+    output and exit code captured as a child process's would be."""
+    from farm.cli import main
+    from farm.cli.context import celery_app
+    from farm.core.settings import get_settings
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_env, saved_argv = dict(os.environ), sys.argv
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = ["farm", *args]
+    get_settings.cache_clear()  # settings and the app are read from the environment once
+    celery_app.cache_clear()
+    code: int | str | None = 0
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            main()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+        get_settings.cache_clear()
+        celery_app.cache_clear()
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    return subprocess.CompletedProcess(
+        [sys.executable, "-m", "farm", *args], returncode, stdout.getvalue(), stderr.getvalue()
+    )
+
+
 def farm_environment(home: Path, broker_url: str, database_url: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("FARM_")}
     env.update(
@@ -172,14 +220,22 @@ class Farm:
         self.app = make_app(self.settings)
         self.workers: list[subprocess.Popen] = []
 
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "farm", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+    def cli(
+        self, *args: str, timeout: float = 300, process: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """The `farm` command with this farm's environment: in this process (its start-up costs
+        over a second, and most tests run many commands), or with ``process`` as a real child
+        process, as a user runs it (the one-line, no-traceback contract is checked both ways).
+        `farm worker` replaces the process that runs it, so it always gets its own."""
+        if process or args[:1] == ("worker",):
+            return subprocess.run(
+                [sys.executable, "-m", "farm", *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        return run_cli_in_process(list(args), self.env)
 
     def start_worker(self, hardware: str = "cpu", env: dict[str, str] | None = None) -> subprocess.Popen:
         """A real `farm worker` process serving ``hardware`` (one class, or several: "cpu,arm"),

@@ -39,7 +39,8 @@ def test_bad_model_files_are_refused(
     sqlite_farm: Farm, junk_files: dict[str, Path], tmp_path: Path, junk: str, exit_code: int, fragment: str
 ) -> None:
     path = junk_files.get(junk, tmp_path / "missing.pb")
-    result = sqlite_farm.cli("submit", "convert", str(path), "--hw", "cpu")
+    # One of them as a real process, as a user runs it: the others in this one, as one.
+    result = sqlite_farm.cli("submit", "convert", str(path), "--hw", "cpu", process=junk == "corrupt_pb")
     assert_refused(result, exit_code, fragment)
     _assert_nothing_written(sqlite_farm)
 
@@ -112,10 +113,8 @@ def test_an_unreachable_database_is_named_within_seconds(sqlite_farm: Farm) -> N
 
 def test_worker_without_its_toolchain_refuses_its_queue(sqlite_farm: Farm) -> None:
     # sys.modules[name] = None makes the module unfindable, as if the extra were not installed.
-    code = (
-        "import sys; sys.modules['tf2onnx'] = None; sys.argv = ['farm', 'worker', '--hw', 'cpu'];"
-        "from farm.cli import main; main()"
-    )
+    # `farm worker` execs the worker's own program, so the test runs that program directly.
+    code = "import sys; sys.modules['tf2onnx'] = None; import workers.__main__ as w; w.main(['--hw', 'cpu'])"
     result = subprocess.run(
         [sys.executable, "-c", code], env=sqlite_farm.env, capture_output=True, text=True, timeout=60
     )
