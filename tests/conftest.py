@@ -37,14 +37,14 @@ WORKER_START_TIMEOUT_S = 90
 
 # Fixtures that start or reach a service (Redis, the S3 server, PostgreSQL): tests using any of
 # them are marked `services`; `make check` runs the others.
-SERVICE_FIXTURES = {"redis_url", "s3_server", "postgres_url"}
+SERVICE_FIXTURES = {"redis_url", "s3_server"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         params = getattr(getattr(item, "callspec", None), "params", {})
-        on_postgres = params.get("database_url") == "postgresql"
+        on_postgres = "postgresql" in (params.get("database_url"), params.get("shared_farm_on_both"))
         if fixtures & SERVICE_FIXTURES or on_postgres or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.services)
 
@@ -292,6 +292,58 @@ def sqlite_farm(tmp_path: Path, redis_url: str, sqlite_url: str) -> Iterator[Far
     instance = Farm(farm_environment(tmp_path / "home", redis_url, sqlite_url))
     yield instance
     instance.stop_workers()
+
+
+class SharedFarms:
+    """Farms whose one worker (serving cpu, arm and fpga) starts once per session and database
+    and is shared by every test that neither stops, limits nor reconfigures it: its pool process
+    keeps TensorFlow loaded, and the conversions it made serve later tests from the farm's own
+    cache (a test that must see a build passes --force). Each farm has a Redis database of its
+    own, which the tests that flush theirs never touch."""
+
+    def __init__(self, root: Path, redis_url: str) -> None:
+        self.root, self.redis_url = root, redis_url
+        self.farms: dict[str, Farm] = {}
+        self.databases = contextlib.ExitStack()
+
+    def get(self, kind: str) -> Farm:
+        if kind not in self.farms:
+            if kind == "sqlite":
+                database = f"sqlite:///{self.root / 'farm.db'}"
+            else:
+                database = self.databases.enter_context(contextlib.contextmanager(_postgres_database)())
+            broker = f"{self.redis_url.rsplit('/', 1)[0]}/{1 + len(self.farms)}"
+            farm = Farm(farm_environment(self.root / kind, broker, database))
+            farm.start_worker("cpu,arm,fpga")
+            self.farms[kind] = farm
+        farm = self.farms[kind]
+        dead = [w.pid for w in farm.workers if w.poll() is not None]
+        assert not dead, f"the shared {kind} worker died: see {farm.settings.home}/worker-0.log"
+        return farm
+
+    def close(self) -> None:
+        for farm in self.farms.values():
+            farm.stop_workers()
+        self.databases.close()
+
+
+@pytest.fixture(scope="session")
+def shared_farms(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SharedFarms]:
+    farms = SharedFarms(tmp_path_factory.mktemp("shared"), redis_url)
+    yield farms
+    farms.close()
+
+
+@pytest.fixture
+def shared_farm(shared_farms: SharedFarms) -> Farm:
+    """The shared farm on SQLite (see SharedFarms): for tests where the database is not what is tested."""
+    return shared_farms.get("sqlite")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_farm_on_both(request: pytest.FixtureRequest, shared_farms: SharedFarms) -> Farm:
+    """The shared farm on SQLite, then on PostgreSQL: for tests of what the database decides."""
+    return shared_farms.get(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from db.engine import session_scope
 from db.models import BenchmarkResult, Variant
@@ -31,11 +31,11 @@ ALL_LOCAL_VARIANTS = [
 
 
 def test_one_job_builds_verifies_and_compares_every_local_target(
-    farm: Farm, digits: dict[str, Path], tmp_path: Path
+    shared_farm: Farm, digits: dict[str, Path], tmp_path: Path
 ) -> None:
     """A classifier trained on real images, calibrated on its labelled training images: every
     variant passes, each with its accuracy on the held-out fifth beside the original's."""
-    farm.start_worker("cpu,arm,fpga")
+    farm = shared_farm  # its one worker serves cpu, arm and fpga
     job_id = submit(farm, digits["model"], "--calib", str(digits["calib"]), hw="cpu,arm,fpga")
     tasks = wait_for_tasks(farm, [job_id])
     assert sorted((t.hardware, t.state, t.error, t.warnings) for t in tasks) == [
@@ -64,7 +64,10 @@ def test_one_job_builds_verifies_and_compares_every_local_target(
 
     with session_scope(farm.settings.database_url) as session:
         variants = list(session.exec(select(Variant).where(Variant.job_id == job_id)))
-        benchmarks = list(session.exec(select(BenchmarkResult)))
+        ids = [v.id for v in variants]
+        benchmarks = list(
+            session.exec(select(BenchmarkResult).where(col(BenchmarkResult.variant_id).in_(ids)))
+        )
     assert len({v.cache_key for v in variants}) == len(variants)
     paired = {b.variant_id for b in benchmarks if b.pairs > 0}
     assert paired == {v.id for v in variants if v.backend != "native"}
@@ -77,26 +80,26 @@ def test_one_job_builds_verifies_and_compares_every_local_target(
 
 
 def test_resubmission_reuses_cached_variants_unless_forced(
-    sqlite_farm: Farm, sample_models: dict[str, Path]
+    shared_farm: Farm, sample_models: dict[str, Path]
 ) -> None:
-    sqlite_farm.start_worker("cpu")
+    farm = shared_farm
     model = str(sample_models["frozen_graph"])
-    first = sqlite_farm.cli("submit", "convert", model, "--hw", "cpu", "--wait")
+    # --force: built now, so the newest build under each cache key is this job's.
+    first = farm.cli("submit", "convert", model, "--hw", "cpu", "--force", "--wait")
     assert first.returncode == 0, first.stderr
 
-    again = sqlite_farm.cli("submit", "convert", model, "--hw", "cpu", "--wait")
+    again = farm.cli("submit", "convert", model, "--hw", "cpu", "--wait")
     assert again.returncode == 0, again.stderr
     assert "cpu: succeeded (3 of 3 variants reused from the cache)" in again.stdout
     first_id, again_id = first.stdout.split()[0], again.stdout.split()[0]
-    originals, copies = _variants(sqlite_farm, first_id), _variants(sqlite_farm, again_id)
+    originals, copies = _variants(farm, first_id), _variants(farm, again_id)
     assert {v.reused_from for v in copies} == {v.id for v in originals}
     assert {(v.artifact_key, v.sha256) for v in copies} == {(v.artifact_key, v.sha256) for v in originals}
 
-    forced = sqlite_farm.cli(
-        "submit", "convert", model, "--hw", "cpu", "--precision", "int8", "--force", "--wait"
-    )
-    assert forced.returncode == 0, forced.stderr and "reused" not in forced.stdout
-    rebuilt = _variants(sqlite_farm, forced.stdout.split()[0])
+    forced = farm.cli("submit", "convert", model, "--hw", "cpu", "--precision", "int8", "--force", "--wait")
+    assert forced.returncode == 0, forced.stderr
+    assert "reused" not in forced.stdout, forced.stdout
+    rebuilt = _variants(farm, forced.stdout.split()[0])
     assert sorted((v.backend, v.precision, v.reused_from) for v in rebuilt) == [
         ("cpu", "int8", None),
         ("native", "fp32", None),
@@ -104,13 +107,12 @@ def test_resubmission_reuses_cached_variants_unless_forced(
 
 
 def test_a_failed_variant_is_a_warning_a_cached_resubmission_repeats_and_strict_fails(
-    sqlite_farm: Farm, sample_models: dict[str, Path], tmp_path: Path
+    shared_farm: Farm, sample_models: dict[str, Path], tmp_path: Path
 ) -> None:
-    farm = sqlite_farm
-    farm.start_worker("cpu")
+    farm = shared_farm
     model = str(sample_models["keras"])
     strictest = ("--max-mean-error", "0")  # no INT8 variant has zero error: cpu int8 fails, fp32 passes
-    first = farm.cli("submit", "convert", model, "--hw", "cpu", *strictest, "--wait")
+    first = farm.cli("submit", "convert", model, "--hw", "cpu", *strictest, "--force", "--wait")
     assert first.returncode == 0, first.stderr  # cpu has a verified variant: the job succeeds
     job_id = first.stdout.split()[0]
     warning = "warning: cpu: cpu int8 failed verification: mean error"
