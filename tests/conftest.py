@@ -9,35 +9,40 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 import redis
 
 from db.engine import dispose_engines
-from farm.client.cluster import redis_server_binary
 from farm.client.jobs import live_queues
+from farm.core.redisserver import start_redis
 from farm.core.settings import FarmSettings
+from farm.core.waiting import TimedOut, wait_until
 from queues.app import make_app
 
+T = TypeVar("T")
 POSTGRES_ADMIN_URL = os.environ.get("FARM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 WORKER_START_TIMEOUT_S = 90
 
 
 # Fixtures that start or reach a service (Redis, the S3 server, PostgreSQL): tests using any of
 # them are marked `services`; `make check` runs the others.
-SERVICE_FIXTURES = {"redis_url", "s3_server"}
+SERVICE_FIXTURES = {"redis_url", "s3_server", "postgres_farm"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,24 +64,8 @@ def free_port() -> int:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server of our own on a free port, for the whole session."""
     port = free_port()
-    data = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.1)
-    yield url
+    process = start_redis(port, tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(10)
 
@@ -260,12 +249,24 @@ class Farm:
             stderr=subprocess.STDOUT,
         )
         self.workers.append(process)
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while not set(hardware.split(",")) <= (live_queues(self.app, timeout_s=0.5) or set()):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"worker did not start:\n{Path(log.name).read_text()[-3000:]}")
-            time.sleep(0.3)
+        try:
+            wait_until(
+                lambda: set(hardware.split(",")) <= (live_queues(self.app, timeout_s=0.5) or set()),
+                WORKER_START_TIMEOUT_S,
+                f"a {hardware} worker consuming",
+                interval_s=0.2,
+                give_up=lambda: "it exited" if process.poll() is not None else None,
+            )
+        except TimedOut as exc:
+            pytest.fail(f"{exc}:\n{Path(log.name).read_text()[-3000:]}")
         return process
+
+    def worker_log(self, index: int = 0) -> str:
+        return (Path(self.env["FARM_HOME"]) / f"worker-{index}.log").read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 120, index: int = 0) -> None:
+        """Until the worker's log holds ``text``: an event to wait on, not a fixed sleep."""
+        wait_until(lambda: text in self.worker_log(index), timeout, f"{text!r} in worker-{index}.log")
 
     def stop_workers(self) -> None:
         for process in self.workers:
@@ -284,6 +285,16 @@ def farm(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Farm]:
     instance = Farm(farm_environment(tmp_path / "home", redis_url, database_url))
     yield instance
     instance.stop_workers()
+
+
+@pytest.fixture
+def postgres_farm(tmp_path: Path, redis_url: str) -> Iterator[Farm]:
+    """A farm of this test's own on PostgreSQL, the database a fleet shares."""
+    redis.Redis.from_url(redis_url).flushdb()
+    for database in _postgres_database():
+        instance = Farm(farm_environment(tmp_path / "home", redis_url, database))
+        yield instance
+        instance.stop_workers()
 
 
 @pytest.fixture
@@ -346,12 +357,36 @@ def shared_farm_on_both(request: pytest.FixtureRequest, shared_farms: SharedFarm
     return shared_farms.get(request.param)
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], T]) -> T:
+    """What ``build`` writes into a folder, built once per test run: pytest-xdist's processes
+    share the run's base folder, and the first to take the lock builds for all of them."""
+    from farm.core.locks import file_lock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the base folder all of this run's processes share
+    folder, done = root / f"built-{name}", root / f"built-{name}.json"
+    with file_lock(root / f"built-{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            done.write_text(json.dumps(_as_json(build(folder))))
+    return _from_json(json.loads(done.read_text()))
+
+
+def _as_json(built: Any) -> Any:
+    return {key: str(value) for key, value in built.items()} if isinstance(built, dict) else str(built)
+
+
+def _from_json(data: Any) -> Any:
+    return {key: Path(value) for key, value in data.items()} if isinstance(data, dict) else Path(data)
+
+
 @pytest.fixture(scope="session")
 def sample_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The sample classifier in every TensorFlow format farm reads, plus an ONNX export."""
     from farm.samples import write_all_formats
 
-    return write_all_formats(tmp_path_factory.mktemp("models"))
+    return built_once(tmp_path_factory, "models", write_all_formats)
 
 
 @pytest.fixture(scope="session")
@@ -359,7 +394,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CNN trained on scikit-learn's digits (real images), with labelled calib and eval files."""
     from farm.samples import write_digits_classifier
 
-    return write_digits_classifier(tmp_path_factory.mktemp("digits"))
+    return built_once(tmp_path_factory, "digits", write_digits_classifier)
 
 
 def write_token_model(target: Path) -> Path:

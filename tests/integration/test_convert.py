@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from sqlmodel import col, select
 from db.engine import session_scope
 from db.models import BenchmarkResult, Job, Task, TaskState, Variant
 from farm.core.artifacts import sha256_of
+from farm.core.waiting import wait_until
 from farm.samples import INPUT_SHAPE
 from tests.conftest import Farm
 
@@ -24,15 +24,12 @@ FORMATS = ("frozen_graph", "saved_model", "keras", "h5")
 
 
 def wait_for_tasks(farm: Farm, job_ids: list[str], timeout: float = 240) -> list[Task]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished() -> list[Task] | None:
         with session_scope(farm.settings.database_url) as session:
             tasks = list(session.exec(select(Task).where(col(Task.job_id).in_(job_ids))))
-        if tasks and all(TaskState(task.state).finished for task in tasks):
-            return tasks
-        if time.monotonic() > deadline:
-            pytest.fail(f"tasks not finished in {timeout} s: {[(t.hardware, t.state) for t in tasks]}")
-        time.sleep(0.5)
+        return tasks if tasks and all(TaskState(task.state).finished for task in tasks) else None
+
+    return wait_until(finished, timeout, f"tasks of {job_ids} finished", interval_s=0.2)
 
 
 def submit(farm: Farm, model: Path, *extra: str, hw: str = "cpu") -> str:
@@ -136,14 +133,11 @@ def test_a_worker_process_killed_mid_task_loses_no_work(
 
 
 def wait_until_running(farm: Farm, job_id: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def running() -> bool:
         with session_scope(farm.settings.database_url) as session:
-            task = session.exec(select(Task).where(Task.job_id == job_id)).one()
-        if task.state == "running":
-            return
-        time.sleep(0.05)
-    pytest.fail("the task never started running")
+            return session.exec(select(Task).where(Task.job_id == job_id)).one().state == "running"
+
+    wait_until(running, timeout, f"the task of {job_id} running", interval_s=0.05)
 
 
 def _children(pid: int) -> list[int]:

@@ -23,7 +23,7 @@ import redis
 from db import store
 from db.engine import session_scope
 from db.models import ShardState
-from farm.client.cluster import redis_server_binary
+from farm.core.redisserver import server_command, wait_for_redis
 from farm.samples import write_feature_table
 from tests.conftest import Farm, _postgres_database, farm_environment, free_port
 from tests.integration.test_convert import submit, wait_for_tasks, wait_until_running
@@ -114,8 +114,8 @@ def test_a_database_outage_mid_job_is_waited_out(
     worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000)
     farm.settings.database_url = farm.direct_database_url  # the test watches past the proxy
     wait_for_a_shard(farm, job_id, ShardState.DONE)
-    proxy.cut()
-    time.sleep(6)  # every worker query fails meanwhile: connections dropped, new ones refused
+    proxy.cut()  # every worker query fails meanwhile: connections dropped, new ones refused
+    farm.wait_for_log("Retry in")  # until the worker has met the outage and is waiting it out
     proxy.resume()
 
     done = wait_for_job(farm, job_id, timeout=300)
@@ -150,25 +150,13 @@ def test_a_sqlite_database_locked_by_another_writer_is_waited_out(
 def persistent_redis(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     """A Redis run as `farm up` runs it (append-only file on), which the test may restart."""
     port = free_port()
-    data = tmp_path / "redis-data"
-    data.mkdir()
-    command = [
-        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-        "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction",
-    ]  # fmt: skip
-    yield f"redis://127.0.0.1:{port}/0", command
+    yield f"redis://127.0.0.1:{port}/0", server_command(port, tmp_path / "redis-data", persistent=True)
 
 
 def _start_redis(command: list[str], url: str) -> subprocess.Popen:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            return process
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.1)
+    wait_for_redis(url, process=process)
+    return process
 
 
 def test_a_broker_restart_mid_job_loses_nothing(
@@ -205,10 +193,11 @@ def test_a_broker_restart_mid_job_loses_nothing(
 
 
 def test_a_worker_stopped_with_sigterm_finishes_its_shard_and_leaves_the_rest(
-    farm: Farm,
+    sqlite_farm: Farm,
     mlp: Path,
     tmp_path: Path,
 ) -> None:
+    farm = sqlite_farm
     worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000)
     wait_for_a_shard(farm, job_id, ShardState.RUNNING)
     stopped = time.monotonic()
@@ -365,9 +354,10 @@ def test_a_conversion_waits_out_a_database_outage(
     farm.settings.database_url = farm.direct_database_url  # the test watches past the proxy
     wait_until_running(farm, job_id)
     proxy.cut()
-    time.sleep(6)
+    farm.wait_for_log("Retry in")  # the conversion met the outage: it must wait it out, not fail
     proxy.resume()
     _assert_converted_once(farm, job_id)
+    assert "unavailable" in farm.worker_log()
 
 
 def test_a_conversion_goes_on_through_a_broker_restart(

@@ -23,6 +23,7 @@ from db.models import Job, Shard, ShardState, TaskState, Variant
 from farm.core.artifacts import open_store, sha256_of
 from farm.core.jobspec import InferOptions
 from farm.core.output import MANIFEST, owner_of
+from farm.core.waiting import wait_until
 from farm.samples import write_feature_table, write_mlp_onnx
 from tests.conftest import Farm, assert_refused
 from tests.integration.test_convert import submit, wait_for_tasks
@@ -50,16 +51,13 @@ def shards_of(farm: Farm, job_id: str) -> list[Shard]:
 
 
 def wait_for_job(farm: Farm, job_id: str, timeout: float = 180) -> list[Shard]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished() -> list[Shard] | None:
         with session_scope(farm.settings.database_url) as session:
             found = shards.shards_of(session, job_id)
             state = shards.infer_job_state(session.get_one(Job, job_id), found)
-        if state.finished:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"job {job_id} not finished in {timeout} s: {[s.state for s in found]}")
-        time.sleep(0.3)
+        return found if state.finished else None
+
+    return wait_until(finished, timeout, f"job {job_id} finished", interval_s=0.2)
 
 
 def merged(farm: Farm, job_id: str, target: Path) -> dict[str, np.ndarray]:
@@ -105,10 +103,12 @@ def slow_job(
 
 
 def wait_for_a_shard(farm: Farm, job_id: str, state: ShardState) -> None:
-    deadline = time.monotonic() + 60
-    while not any(s.state == state for s in shards_of(farm, job_id)):
-        assert time.monotonic() < deadline, f"no shard {state.value}"
-        time.sleep(0.05)
+    wait_until(
+        lambda: any(s.state == state for s in shards_of(farm, job_id)),
+        60,
+        f"a shard of {job_id} {state.value}",
+        interval_s=0.05,
+    )
 
 
 def test_every_row_is_scored_once_as_onnxruntime_scores_it(

@@ -6,15 +6,14 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from farm.client.cluster import redis_server_binary
+from farm.core.errors import ServiceUnavailableError
+from farm.core.redisserver import redis_server_binary, wait_for_redis
 from farm.samples import write_mlp_onnx
 from tests.conftest import Farm, farm_environment, free_port
 from tests.integration.test_infer import convert
@@ -96,18 +95,13 @@ def tls_broker(tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"rediss://:{PASSWORD}@127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.RedisError:
-            if process.poll() is not None:
-                pytest.skip(f"this redis-server has no TLS support: {log.read_text()[-300:]}")
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"TLS redis-server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    try:
+        wait_for_redis(url, process=process)
+    except ServiceUnavailableError:
+        if process.poll() is not None:
+            pytest.skip(f"this redis-server has no TLS support: {log.read_text()[-300:]}")
+        process.kill()
+        pytest.fail(f"TLS redis-server did not start: {log.read_text()[-2000:]}")
     yield url
     process.terminate()
     process.wait(10)
