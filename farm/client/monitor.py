@@ -40,7 +40,7 @@ def flower_command(settings: FarmSettings, address: str, port: int) -> tuple[lis
             f"Flower on {address} would show the fleet's tasks to anyone who can reach it: "
             "set FARM_FLOWER_USER and FARM_FLOWER_PASSWORD, or serve on 127.0.0.1"
         )
-    command = [sys.executable, "-m", "celery", "--app", "queues.app:app", "flower"]
+    command = [sys.executable, "-m", "celery", "--app", "farm.client.flower_app:app", "flower"]
     command += [f"--address={address}", f"--port={port}"]
     if settings.flower_user:
         return command, {"FLOWER_BASIC_AUTH": f"{settings.flower_user}:{password}"}
