@@ -65,11 +65,17 @@ def infer_shard(self: ShardTask, job_id: str, hardware: str) -> str:
             )
         )
         variant = session.get(Variant, options.variants[hardware])
-    if pause:
-        send_lane(app, job_id, hardware, countdown=pause)
+        if shard is not None and variant is None:  # never leave a claimed shard running
+            error = f"its {hardware} variant {options.variants[hardware]} is gone from the job store"
+            shards.end_shard(session, shard.id or 0, lease, ShardState.FAILED, error)
+    if pause:  # the next lane looks again after the pause, handed on like any other
+        _hand_on(app, job_id, hardware, countdown=pause)
         return f"stepped back {pause:.1f} s for a faster class"
-    if shard is None or variant is None:
+    if shard is None:
         return "nothing left to score"
+    if variant is None:  # the job's other shards still get a lane, and so end too
+        _hand_on(app, job_id, hardware)
+        return "failed"
     handed_on = _send_next_lane(app, job_id, hardware)
 
     def fail(error: str) -> str:
@@ -147,27 +153,36 @@ def _step_back(session: Session, job_id: str, hardware: str, options: InferOptio
     return wait_for_faster(rates, hardware, pending_rows, options.shard_rows)
 
 
-def _hand_on_when_the_broker_is_back(app: FarmCelery, job_id: str, hardware: str) -> None:
+def _hand_on(app: FarmCelery, job_id: str, hardware: str, countdown: float | None = None) -> None:
+    """Send the next lane now, or wait for the broker to take it."""
+    if not _send_next_lane(app, job_id, hardware, countdown):
+        _hand_on_when_the_broker_is_back(app, job_id, hardware, countdown)
+
+
+def _hand_on_when_the_broker_is_back(
+    app: FarmCelery, job_id: str, hardware: str, countdown: float | None = None
+) -> None:
     """Wait for the broker to send the next lane. Not a Celery retry: a retry is itself a message
     to the broker, and a lost one would leave the job's other shards without a lane. This worker
     process could take no other work meanwhile anyway."""
     pause, deadline = 1.0, time.monotonic() + HAND_ON_WAIT_S
-    while not _send_next_lane(app, job_id, hardware):
+    while not _send_next_lane(app, job_id, hardware, countdown):
         if time.monotonic() > deadline:
             raise ServiceUnavailableError(f"the broker stayed away {HAND_ON_WAIT_S} s: farm retry {job_id}")
         time.sleep(pause)
         pause = min(pause * 2, 30.0)
 
 
-def _send_next_lane(app: FarmCelery, job_id: str, hardware: str) -> bool:
-    """Queue the next lane while shards wait; False when the broker could not take it. Before
-    scoring that is no reason to stop: the shard is scored first, and the lane sent after."""
+def _send_next_lane(app: FarmCelery, job_id: str, hardware: str, countdown: float | None = None) -> bool:
+    """Queue the next lane while shards wait (``countdown``: taken up no sooner); False when the
+    broker could not take it. Before scoring that is no reason to stop: the shard is scored
+    first, and the lane sent after."""
     with session_scope(app.settings.database_url) as session:
         pending, _ = shards.count_in_state(session, job_id, ShardState.PENDING)
     if not pending:
         return True
     try:
-        send_lane(app, job_id, hardware)
+        send_lane(app, job_id, hardware, countdown=countdown)
     except broker_errors(app) as exc:
         log.warning("the broker took no next lane of job %s (%s); trying again", job_id, first_line(exc))
         return False
