@@ -20,15 +20,16 @@ from db import shards, store
 from db.engine import session_scope
 from db.models import Job, Shard, ShardState, Variant
 from farm.core.artifacts import open_store
-from farm.core.errors import ServiceUnavailableError, first_line
+from farm.core.errors import FarmError, ServiceUnavailableError, first_line
 from farm.core.jobspec import InferOptions
-from farm.core.output import ROW_COLUMN, part_name, temporary_part
+from farm.core.output import ROW_COLUMN, owner_of, part_name, temporary_part
 from farm.core.settings import FarmSettings
 from queues.app import FarmCelery, broker_errors, send_lane
 from queues.names import INFER_TASK
 from workers.infer import (
     Cancelled,
     ClassRate,
+    ScoredPart,
     publish,
     runner_for,
     score_shard,
@@ -111,14 +112,30 @@ def _score(
         return "cancelled"
     with session_scope(settings.database_url) as session:
         # Done and published together: the row turns done only if this lease still holds the
-        # shard, and the part takes its final name inside that same transaction.
+        # shard, and the part takes its final name inside that same transaction; any error
+        # below rolls the row back, so no shard counts done without its part in place.
         if not shards.finish_shard(
             session, shard.id or 0, lease, part.rows, part.sha256, part.seconds, variant.id or 0
         ):
             target.unlink(missing_ok=True)
             return "superseded by a later attempt"
-        publish(part, out / part_name(shard.index))
+        _publish_in_own_folder(part, out, shard.index, job.id)
     return "done"
+
+
+def _publish_in_own_folder(part: ScoredPart, out: Path, index: int, job_id: str) -> None:
+    """Publish a part only into a folder this job still owns, and only if it is there after."""
+    owner = owner_of(out)
+    if owner != job_id:  # `--overwrite` gave the folder to another job
+        part.path.unlink(missing_ok=True)
+        raise FarmError(f"{out} now holds the output of job {owner}: part {index} not published there")
+    final = out / part_name(index)
+    try:
+        publish(part, final)
+    except FileNotFoundError as exc:
+        raise FarmError(f"{part.path.name} was removed from {out} before it could be published") from exc
+    if not final.is_file():
+        raise FarmError(f"{final.name} was gone from {out} right after it was published")
 
 
 def _remove_dead_attempts(out: Path, index: int, lease: str) -> None:

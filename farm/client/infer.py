@@ -22,10 +22,12 @@ from farm.core.dataset import Dataset, map_inputs, open_dataset
 from farm.core.errors import FarmError, NotFoundError, ServiceUnavailableError, UsageError, first_line
 from farm.core.jobspec import InferOptions
 from farm.core.output import (
+    OWNER,
     ROW_COLUMN,
     check_output,
     claim_output,
     output_column,
+    owner_of,
     part_name,
     read_manifest,
 )
@@ -79,6 +81,7 @@ def submit_infer(
     out = check_output(asked.out, asked.overwrite)
     require_broker(settings)
     ensure_schema(settings.database_url)
+    _refuse_a_running_owner(settings, out)
     source_job_id = _conversion_job(settings, asked.source, hardware, pins, convert_first)
     with session_scope(settings.database_url) as session:
         source_job = store.get_job(session, source_job_id)
@@ -107,12 +110,33 @@ def submit_infer(
         outputs=[{"name": name} for name in outputs],
         options=options.model_dump(),
     )
+    _refuse_a_running_owner(settings, out)  # again: a conversion first may have taken minutes
     claim_output(out, job.id)
     with session_scope(settings.database_url) as session:
         session.add(job)
         shards.create_shards(session, job.id, shard_ranges(dataset.rows, options.shard_rows))
     send_lanes(app, job.id, hardware)
     return job
+
+
+def _refuse_a_running_owner(settings: FarmSettings, out: Path) -> None:
+    """``--overwrite`` replaces a finished job's output, never one a job is still writing: its
+    parts would go while its lanes still publish there."""
+    if not (out / OWNER).exists():
+        return
+    owner = owner_of(out)
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, owner)
+        if job is None or job.kind != TaskKind.INFER.value:
+            return
+        state = shards.infer_job_state(job, shards.shards_of(session, owner))
+    if state.finished:
+        return
+    if job.cancelled_at is not None:
+        then = "is cancelled, and its running shards stop at their next batch: --overwrite once they have"
+    else:
+        then = f"is still {state.value} there: farm cancel {owner} (or let it finish), then --overwrite"
+    raise UsageError(f"--out {out}: job {owner} {then}")
 
 
 def _conversion_job(
