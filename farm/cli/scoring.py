@@ -14,6 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from farm.cli.context import celery_app
+from farm.cli.follow import follow_conversion
 from farm.cli.render import console
 from farm.client.infer import InferRequest, merge_result, parse_named_inputs, submit_infer
 from farm.client.infer import cancel as cancel_job
@@ -85,8 +86,11 @@ def _convert_first(model: Path, hardware: list[str], precisions: list[str]) -> s
     console.print(
         f"no verified {','.join(hardware)} variants of {model.name} yet: converting first (job {job.id})"
     )
-    while not (view := load_job(settings, job.id)).state.finished:
-        time.sleep(POLL_S)
+    then = (
+        "it goes on in the farm, and nothing was submitted for scoring: run this again once it has "
+        "finished (its variants then serve), or wait longer with FARM_CONVERT_WAIT_S"
+    )
+    view = follow_conversion(job.id, settings.convert_wait_s, then)
     if view.state.value == "failed":
         raise FarmError(f"converting {model.name} failed: see `farm status {job.id}`")
     return job.id

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
-from rich.live import Live
 
 from farm.cli import scoring
 from farm.cli.context import celery_app
-from farm.cli.render import console, job_table
-from farm.client.jobs import (
-    ConvertRequest,
-    JobView,
-    load_job,
-    queues_for_display,
-    submit_convert,
-    task_state_text,
-)
+from farm.cli.follow import follow_conversion
+from farm.cli.render import console
+from farm.client.jobs import ConvertRequest, submit_convert
 from farm.core.errors import FarmError
 from farm.core.modelfile import parse_tensor_arg
 from farm.core.settings import get_settings
 
 app = typer.Typer(help="Submit work to the farm.", no_args_is_help=True)
 app.command()(scoring.infer)
-POLL_S = 0.2
-PROBE_WORKERS_AFTER_S = 2.0  # a task still queued then may have no worker: ask
 
 
 @app.command()
@@ -83,39 +72,6 @@ def convert(
     job = submit_convert(settings, celery_app(), asked)
     console.print(job.id)
     if wait:
-        view = _follow(job.id, timeout)  # its last table ends with the job's warnings
+        view = follow_conversion(job.id, timeout)  # its last table ends with the job's warnings
         if view.state.value == "failed":
             raise FarmError(f"job {job.id} failed: see `farm status {job.id}`")
-
-
-def _follow(job_id: str, timeout: float) -> JobView:
-    """Poll the job store until the job ends: redrawn live on a terminal; in a pipe, one line
-    per state change, then the final table."""
-    if console.is_terminal:
-        with Live(console=console, auto_refresh=False) as live:
-            return _poll(job_id, timeout, lambda view, q: live.update(job_table(view, q), refresh=True))
-    seen: dict[str, str] = {}
-
-    def print_changes(view: JobView, queues: set[str] | None) -> None:
-        for task in view.tasks:
-            text = task_state_text(task, queues, view.variants)
-            if seen.get(task.hardware) != text:
-                seen[task.hardware] = text
-                console.print(f"{task.hardware}: {text}")
-
-    view = _poll(job_id, timeout, print_changes)
-    console.print(job_table(view, set()))
-    return view
-
-
-def _poll(job_id: str, timeout: float, show: Callable[[JobView, set[str] | None], None]) -> JobView:
-    settings = get_settings()
-    deadline = time.monotonic() + timeout if timeout else None
-    while True:
-        view = load_job(settings, job_id)
-        show(view, queues_for_display(celery_app(), settings, view, PROBE_WORKERS_AFTER_S))
-        if view.state.finished:
-            return view
-        if deadline and time.monotonic() > deadline:
-            raise FarmError(f"job {job_id} not finished after {timeout:g} s; it goes on in the farm")
-        time.sleep(POLL_S)

@@ -21,6 +21,7 @@ from farm.client.cluster import require_broker
 from farm.core.dataset import Dataset, map_inputs, open_dataset
 from farm.core.errors import FarmError, NotFoundError, ServiceUnavailableError, UsageError, first_line
 from farm.core.jobspec import InferOptions
+from farm.core.modelfile import detect_format
 from farm.core.output import (
     OWNER,
     ROW_COLUMN,
@@ -32,6 +33,7 @@ from farm.core.output import (
     read_manifest,
 )
 from farm.core.settings import FarmSettings
+from farm.core.signature import model_inputs
 from farm.core.targets import NATIVE, parse_hardware_list, parse_precisions
 from queues.app import broker_errors, send_lane
 
@@ -82,7 +84,7 @@ def submit_infer(
     require_broker(settings)
     ensure_schema(settings.database_url)
     _refuse_a_running_owner(settings, out)
-    source_job_id = _conversion_job(settings, asked.source, hardware, pins, convert_first)
+    source_job_id = _conversion_job(settings, asked, dataset, hardware, pins, convert_first)
     with session_scope(settings.database_url) as session:
         source_job = store.get_job(session, source_job_id)
         variants = choose_variants(session, source_job, pins)
@@ -141,13 +143,15 @@ def _refuse_a_running_owner(settings: FarmSettings, out: Path) -> None:
 
 def _conversion_job(
     settings: FarmSettings,
-    source: str,
+    asked: InferRequest,
+    dataset: Dataset,
     hardware: list[str],
     pins: dict[str, str | None],
     convert_first: Callable[[Path, list[str], list[str]], str],
 ) -> str:
     """The conversion job whose variants serve: the one named, or for a model file the newest
     with a verified variant on every class asked, or a new one converting it."""
+    source = asked.source
     path = Path(source)
     if not path.exists():
         with session_scope(settings.database_url) as session:
@@ -165,8 +169,19 @@ def _conversion_job(
                 return job.id
             except UsageError:
                 continue
+    _check_columns_fit(path, dataset, asked)  # before a conversion is stored or queued
     pinned = [] if None in pins.values() else sorted({p for p in pins.values() if p})
     return convert_first(path, hardware, pinned)
+
+
+def _check_columns_fit(model: Path, dataset: Dataset, asked: InferRequest) -> None:
+    """Refuse columns that cannot feed a model file's inputs, read here without TensorFlow (the
+    checks the variants' signature gets after conversion). Inputs only the worker can read
+    (signature.py returns None) are checked once the conversion has finished."""
+    specs = model_inputs(model, detect_format(model), [])
+    if specs is not None:
+        inputs = [{"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype} for spec in specs]
+        map_inputs(dataset, inputs, asked.columns, asked.inputs, asked.keep)
 
 
 def parse_precision_pins(text: str, hardware: list[str]) -> dict[str, str | None]:

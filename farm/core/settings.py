@@ -54,6 +54,12 @@ class FarmSettings(BaseSettings):
     )
     max_attempts: int = Field(default=3, ge=1, description="Deliveries of one task before it is failed.")
     worker_probe_timeout_s: float = Field(default=1.0, gt=0, description="How long status waits for pings.")
+    convert_wait_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long `farm submit infer MODEL_FILE` waits for the model's conversion; then it "
+        "stops, nothing submitted for scoring, and the conversion goes on.",
+    )
     verify_samples: int = Field(default=16, ge=1, description="Synthetic verification samples (no --calib).")
     calib_samples: int = Field(default=32, ge=1, description="Most samples a quantizer calibrates on.")
     cpu_int8_activations: Literal["s8", "u8"] = Field(
