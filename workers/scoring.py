@@ -73,6 +73,9 @@ def infer_shard(self: ShardTask, job_id: str, hardware: str) -> str:
         _hand_on(app, job_id, hardware, countdown=pause)
         return f"stepped back {pause:.1f} s for a faster class"
     if shard is None:
+        # A retry of a lane whose manifest step met an outage finds nothing to score: the
+        # manifest is still its to write (every writer writes the same content).
+        _write_manifest_when_done(settings, job, options)
         return "nothing left to score"
     if variant is None:  # the job's other shards still get a lane, and so end too
         _hand_on(app, job_id, hardware)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import typer
 from rich.markup import escape
@@ -20,9 +19,11 @@ from farm.core.errors import ToolchainMissingError
 from farm.core.hosts import class_problems, detect_hardware_classes
 from farm.core.settings import get_settings, redacted
 from farm.core.targets import hardware_classes, parse_hardware_list
+from farm.core.waiting import TimedOut, wait_until
 from queues.names import queue_for
 
 WORKER_READY_TIMEOUT_S = 60.0
+FLOWER_READY_TIMEOUT_S = 30.0
 
 
 def up(
@@ -73,6 +74,15 @@ def _start_flower(farm: LocalFarm) -> None:
         return
     component, started = farm.start("flower", command, env)
     state = "started" if started else "already running"
+    try:  # `up` returns when what it started serves, Flower included
+        wait_until(
+            lambda: not port_is_free(address, port),
+            FLOWER_READY_TIMEOUT_S,
+            "flower listening",
+            give_up=lambda: None if farm.component("flower").running else "it exited",
+        )
+    except TimedOut:
+        state = f"{state} but not listening yet: see {component.log}"
     console.print(f"flower  {state} (pid {component.pid}): http://{address}:{port}")
 
 
@@ -90,13 +100,17 @@ def _servable_hardware(text: str) -> list[str]:
 
 
 def _wait_until_consuming(farm: LocalFarm, hardware: str) -> None:
-    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-    while time.monotonic() < deadline and farm.component(f"worker-{hardware}").running:
-        if queue_for(hardware) in (live_queues(celery_app(), timeout_s=1.0) or set()):
-            return
-        time.sleep(0.5)
-    log = farm.component(f"worker-{hardware}").log
-    console.print(f"[yellow]{hardware} worker is not consuming its queue yet: see {log}[/]")
+    worker = farm.component(f"worker-{hardware}")
+    try:
+        wait_until(
+            lambda: queue_for(hardware) in (live_queues(celery_app(), timeout_s=1.0) or set()),
+            WORKER_READY_TIMEOUT_S,
+            f"{hardware} worker consuming",
+            interval_s=0.5,
+            give_up=lambda: None if farm.component(worker.name).running else "it exited",
+        )
+    except TimedOut:
+        console.print(f"[yellow]{hardware} worker is not consuming its queue yet: see {worker.log}[/]")
 
 
 def _show_status(farm: LocalFarm) -> None:
