@@ -16,7 +16,7 @@ from rich.table import Table
 from farm.cli.context import celery_app
 from farm.cli.follow import follow_conversion
 from farm.cli.render import console
-from farm.client.infer import InferRequest, merge_result, parse_named_inputs, submit_infer
+from farm.client.infer import InferRequest, merge_result, parse_named_inputs, submit_infer, wait_for_manifest
 from farm.client.infer import cancel as cancel_job
 from farm.client.infer import retry as retry_job
 from farm.client.jobs import ConvertRequest, JobView, load_job, submit_convert
@@ -112,6 +112,8 @@ def follow(job_id: str) -> JobView:
             if view.state.finished:
                 break
             time.sleep(POLL_S)
+    if view.state.value == "succeeded":  # --wait ends when the output is complete, manifest too
+        wait_for_manifest(Path(InferOptions.model_validate(view.job.options).out))
     _print_ending(view, progress)
     return view
 

@@ -6,6 +6,7 @@ Every check that can refuse a submission runs before anything is written or queu
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from farm.core.errors import FarmError, NotFoundError, ServiceUnavailableError, 
 from farm.core.jobspec import InferOptions
 from farm.core.modelfile import detect_format
 from farm.core.output import (
+    MANIFEST,
     OWNER,
     ROW_COLUMN,
     check_output,
@@ -35,6 +37,7 @@ from farm.core.output import (
 from farm.core.settings import FarmSettings
 from farm.core.signature import model_inputs
 from farm.core.targets import NATIVE, parse_hardware_list, parse_precisions
+from farm.core.waiting import TimedOut, wait_until
 from queues.app import broker_errors, send_lane
 
 MIN_SHARD_ROWS = 1_000
@@ -317,6 +320,17 @@ def _infer_job(session: Session, job_id: str) -> Job:
     return job
 
 
+MANIFEST_WAIT_S = 30.0  # the lane that scored the last shard writes the manifest just after
+
+
+def wait_for_manifest(out: Path, timeout_s: float = MANIFEST_WAIT_S) -> None:
+    """A job turns succeeded when its last shard is done; its manifest follows a moment later,
+    written by that shard's lane (or its retry). Wait for it rather than call the output
+    incomplete; a manifest that never comes is reported by read_manifest."""
+    with contextlib.suppress(TimedOut):
+        wait_until(lambda: (out / MANIFEST).exists(), timeout_s, f"{out / MANIFEST}", interval_s=0.05)
+
+
 def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     """The job's parts, checked against their recorded checksums, merged in input order into one
     Parquet file (written beside ``target``, then renamed). Returns the rows written."""
@@ -332,6 +346,7 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     if state is not TaskState.SUCCEEDED:
         raise FarmError(f"job {job_id} is {state.value}: its output is complete only once it succeeds")
     out = Path(InferOptions.model_validate(job.options).out)
+    wait_for_manifest(out)
     read_manifest(out)
     staging = target.with_name(f".{target.name}.partial")
     rows = 0
