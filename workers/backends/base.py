@@ -30,11 +30,13 @@ class Backend(Protocol):
     def precisions(self) -> tuple[str, ...]: ...
 
     def host_problems(self) -> list[str]:
-        """Why this host cannot serve this backend; empty when it can."""
+        """Why this host cannot serve this backend; empty when it can. Asked in a worker's
+        prefork parent: no CUDA call (farm.core.hosts)."""
         ...
 
     def toolchain(self, settings: FarmSettings) -> str:
-        """Versions of everything that shapes a variant (part of the variant cache key)."""
+        """Versions of everything that shapes a variant (part of the variant cache key). Asked in
+        a worker's prefork parent too (its start-up description, planning): no CUDA call."""
         ...
 
     def convert(
@@ -45,7 +47,8 @@ class Backend(Protocol):
         workdir: Path,
         settings: FarmSettings,
     ) -> BuiltVariant:
-        """Build one variant of ``source`` at ``precision`` inside ``workdir``."""
+        """Build one variant of ``source`` at ``precision`` inside ``workdir``, in a pool process
+        (with ``load``, the only place a backend may touch CUDA)."""
         ...
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:

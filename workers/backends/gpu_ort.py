@@ -6,8 +6,12 @@ FP32 runs with TF32 off. The provider's default TF32 matrix math moved ResNet50'
 TF32 would be a precision of its own. FP16 is a float16 graph that keeps float32 inputs and
 outputs, as the TensorRT backend builds its FP16 engines from.
 
-Nothing here touches CUDA until a variant is loaded in a pool process: the worker's prefork
-parent only asks ONNX Runtime which providers it has and nvidia-smi which GPU there is.
+CUDA only in a pool process, the rule of both gpu backends (farm.core.hosts; gpu_tensorrt.py
+follows it too): ``host_problems()`` and ``toolchain()`` are asked in the worker's prefork parent
+(its start-up description, planning a conversion), so they read ONNX Runtime's list of providers,
+nvidia-smi and package metadata and never touch CUDA; ``convert()`` and ``load()`` run in a pool
+process, and only ``load()`` touches CUDA (``convert()`` writes ONNX files on the CPU and takes the
+GPU's name from nvidia-smi).
 """
 
 from __future__ import annotations

@@ -10,6 +10,12 @@ TensorRT 10 and 11 differ: 11 removed the FP16/INT8 builder flags and the INT8 c
 FP16 always comes from an FP16 ONNX graph in a strongly typed network, and INT8 from the Q/DQ
 nodes of the same QDQ ONNX the cpu backend makes; on 10.x the matching builder flag is set too.
 
+CUDA only in a pool process, the rule of both gpu backends (farm.core.hosts; gpu_ort.py follows
+it too): ``host_problems()`` and ``toolchain()`` are asked in the worker's prefork parent (its
+start-up description, planning a conversion), so they read nvidia-smi and package metadata and
+never call TensorRT or CUDA; ``convert()`` and ``load()`` run in a pool process, and only they do
+(``host_identity()``, the builder, ``EngineRunner``).
+
 The decisions (profiles, compatibility, cache names, network flags) are plain functions, tested
 without a GPU; the calls into TensorRT and CUDA need both and are tested only where they exist.
 """
