@@ -16,13 +16,18 @@ start-up description, planning a conversion), so they read nvidia-smi and packag
 never call TensorRT or CUDA; ``convert()`` and ``load()`` run in a pool process, and only they do
 (``host_identity()``, the builder, ``EngineRunner``).
 
-The decisions (profiles, compatibility, cache names, network flags) are plain functions, tested
-without a GPU; the calls into TensorRT and CUDA need both and are tested only where they exist.
+The decisions (profiles, compatibility, cache names, network flags, which device buffers to
+reuse, how the timing cache is written) are plain functions, tested without a GPU; the calls into
+TensorRT and CUDA need both and are tested only where they exist.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
+import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,19 +190,79 @@ def build_engine(
     for spec in inputs:
         profile.set_shape(spec.name, *profile_shapes(spec, max_batch))
     config.add_optimization_profile(profile)
-    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.exists() else b"")
+    cache = config.create_timing_cache(read_timing_cache(timing_cache))
     config.set_timing_cache(cache, ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ConversionError(f"TensorRT could not build a {precision} engine (see the worker's log)")
     target.write_bytes(bytes(serialized))
-    timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    write_timing_cache(timing_cache, bytes(config.get_timing_cache().serialize()))
+
+
+def read_timing_cache(path: Path) -> bytes:
+    """The timing cache's bytes; empty when there is none yet."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def write_timing_cache(path: Path, data: bytes) -> None:
+    """Replaces ``path`` with ``data`` whole. The pool processes of a host share one timing cache
+    per GPU and read it while another writes it: the bytes go to a file of this writer's own in
+    the same folder, then ``os.replace`` swaps it in (atomic), so a reader gets the old cache or
+    the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with temporary.open("xb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+class DeviceBuffers:
+    """Device memory per tensor name, kept and reused while it is large enough: once a runner has
+    seen its largest shapes, a call allocates and frees nothing (so the benchmark times the
+    engine, not ``cudaMalloc``). ``allocate(nbytes) -> pointer`` and ``free(pointer)`` are handed
+    in: CUDA's in EngineRunner, plain callables in tests."""
+
+    def __init__(self, allocate: Callable[[int], Any], free: Callable[[Any], object]) -> None:
+        self._allocate, self._free = allocate, free
+        self._held: dict[str, tuple[int, Any]] = {}  # name: (bytes, pointer)
+
+    def get(self, name: str, nbytes: int) -> Any:
+        """A device pointer for ``name`` to at least ``nbytes`` bytes (at least one): the held one
+        when it is large enough, else a new one in place of it."""
+        nbytes = max(nbytes, 1)
+        held = self._held.pop(name, None)
+        if held is not None and held[0] >= nbytes:
+            self._held[name] = held
+            return held[1]
+        if held is not None:
+            self._free(held[1])
+        pointer = self._allocate(nbytes)
+        self._held[name] = (nbytes, pointer)
+        return pointer
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(nbytes for nbytes, _ in self._held.values())
+
+    def release(self) -> None:
+        """Frees every held buffer, once; the pool may be used again afterwards."""
+        held, self._held = self._held, {}
+        for _, pointer in held.values():
+            self._free(pointer)
 
 
 class EngineRunner:
     """Runs a deserialized engine: host arrays are copied in, the engine runs, outputs copied out;
-    inputs and outputs matched by name."""
+    inputs and outputs matched by name. Device buffers are kept between calls (DeviceBuffers);
+    ``close()``, or the runner being collected, frees them and destroys its CUDA stream."""
 
     def __init__(self, path: Path, outputs: list[str]) -> None:
         import tensorrt as trt
@@ -209,7 +274,6 @@ class EngineRunner:
         if self.engine is None:
             raise ConversionError(f"TensorRT could not load {path.name}")
         self.context = self.engine.create_execution_context()
-        self.stream = _checked(cudart.cudaStreamCreate())
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         mode = trt.TensorIOMode.INPUT
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == mode]
@@ -217,43 +281,50 @@ class EngineRunner:
         if missing:
             raise ConversionError(f"engine {path.name} has no output named {', '.join(missing)}")
         self.output_names = outputs  # by name: the engine's tensors keep the ONNX graph's names
+        self.stream = _checked(cudart.cudaStreamCreate())
+        self.buffers = DeviceBuffers(lambda nbytes: _checked(cudart.cudaMalloc(nbytes)), cudart.cudaFree)
+        # Not a method of self: the finalizer must not keep the runner alive.
+        self._release = weakref.finalize(self, _release_device, cudart, self.stream, self.buffers)
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         import numpy as np
 
         cudart = self.cudart
-        allocations = []
-        try:
-            for name in self.input_names:
-                array = np.ascontiguousarray(feeds[name])
-                self.context.set_input_shape(name, array.shape)
-                allocations.append(self._device_copy_of(name, array))
-            outputs = []
-            for name in self.output_names:
-                shape = tuple(self.context.get_tensor_shape(name))
-                host = np.empty(shape, dtype=self.trt.nptype(self.engine.get_tensor_dtype(name)))
-                pointer = _checked(cudart.cudaMalloc(max(host.nbytes, 1)))
-                allocations.append(pointer)
-                self.context.set_tensor_address(name, pointer)
-                outputs.append((host, pointer))
-            if not self.context.execute_async_v3(self.stream):
-                raise ConversionError("TensorRT failed to run the engine")
+        for name in self.input_names:
+            array = np.ascontiguousarray(feeds[name])
+            self.context.set_input_shape(name, array.shape)
+            pointer = self.buffers.get(name, array.nbytes)
+            kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+            _checked(cudart.cudaMemcpyAsync(pointer, array.ctypes.data, array.nbytes, kind, self.stream))
+            self.context.set_tensor_address(name, pointer)
+        outputs = []
+        for name in self.output_names:
+            shape = tuple(self.context.get_tensor_shape(name))
+            host = np.empty(shape, dtype=self.trt.nptype(self.engine.get_tensor_dtype(name)))
+            pointer = self.buffers.get(name, host.nbytes)
+            self.context.set_tensor_address(name, pointer)
+            outputs.append((host, pointer))
+        ran = self.context.execute_async_v3(self.stream)
+        if ran:
             for host, pointer in outputs:
                 kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
                 _checked(cudart.cudaMemcpyAsync(host.ctypes.data, pointer, host.nbytes, kind, self.stream))
-            _checked(cudart.cudaStreamSynchronize(self.stream))
-            return [host for host, _ in outputs]
-        finally:
-            for pointer in allocations:
-                cudart.cudaFree(pointer)
+        # The host arrays above are read and written by the stream until it is synchronized.
+        _checked(cudart.cudaStreamSynchronize(self.stream))
+        if not ran:
+            raise ConversionError("TensorRT failed to run the engine")
+        return [host for host, _ in outputs]
 
-    def _device_copy_of(self, name: str, array: np.ndarray) -> Any:
-        cudart = self.cudart
-        pointer = _checked(cudart.cudaMalloc(max(array.nbytes, 1)))
-        kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        _checked(cudart.cudaMemcpyAsync(pointer, array.ctypes.data, array.nbytes, kind, self.stream))
-        self.context.set_tensor_address(name, pointer)
-        return pointer
+    def close(self) -> None:
+        """Frees the device buffers and destroys the stream; once, however often it is called
+        (it runs by itself when the runner is collected)."""
+        self._release()
+
+
+def _release_device(cudart: Any, stream: Any, buffers: DeviceBuffers) -> None:
+    cudart.cudaStreamSynchronize(stream)  # nothing in flight may use a buffer about to be freed
+    buffers.release()
+    cudart.cudaStreamDestroy(stream)
 
 
 def _checked(result: tuple) -> Any:
