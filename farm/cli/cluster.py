@@ -67,7 +67,7 @@ def _start_flower(farm: LocalFarm) -> None:
     try:
         command, env = flower_command(settings, address, port)
     except ToolchainMissingError:
-        console.print("flower  not started: pip install 'farm[monitor]' for the dashboard")
+        console.print(escape("flower  not started: pip install 'farm[monitor]' for the dashboard"))
         return
     if not farm.component("flower").running and not port_is_free(address, port):
         console.print(f"flower  not started: {address}:{port} is taken (set FARM_FLOWER_PORT)")

@@ -22,7 +22,8 @@ def flower(
         None, "--address", help="Default FARM_FLOWER_ADDRESS (127.0.0.1); off loopback it needs auth."
     ),
 ) -> None:
-    """Run Flower, the fleet's web dashboard, against the farm's broker (needs farm[monitor])."""
+    # Typer reads help as rich markup, where a bare [monitor] is a style tag: "\[" keeps it.
+    r"""Run Flower, the fleet's web dashboard, against the farm's broker (needs farm\[monitor])."""
     settings = get_settings()
     command, env = flower_command(settings, address or settings.flower_address, port or settings.flower_port)
     os.execve(command[0], command, {**os.environ, **env})  # Flower takes this process and its signals
