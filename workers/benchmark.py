@@ -7,6 +7,8 @@ windows gives one ratio, and the speedup is the median of those ratios, kept wit
 confidence interval. Timing goes on until that interval spans at most 10% (a runner timed alone:
 until its last three window medians agree within 10%), or the time budget ends, which is
 recorded as unsettled. More pairs narrow the interval, so a noisy host needs more time, not luck.
+The latencies kept beside a speedup (the variant's percentiles and throughput, the baseline's p50
+and throughput) summarise the same pairs of windows as its ratios.
 
 Only one process per host times at once: ``exclusive`` is a host-wide lock, held for the timing of
 one batch size and never for conversion, so workers that share a host do not time each other.
@@ -44,7 +46,9 @@ class BenchmarkPlan:
 
 @dataclass(frozen=True)
 class Pairing:
-    """The baseline timed in the windows interleaved with the variant's, at the same batch size."""
+    """The baseline timed in the windows interleaved with the variant's, at the same batch size.
+    Its p50 and the variant's (Measurement.p50_ms) summarise the same pairs of windows whose
+    ratios give the speedup, so the three numbers shown side by side come from one timing."""
 
     baseline_p50_ms: float
     baseline_throughput_per_s: float
@@ -117,8 +121,19 @@ def measure(
         stable = settled(windows)
         if time.perf_counter() > deadline:
             break
-    pairing = None if baseline is None else _pairing(windows[0], windows[-1], batch)
-    return _summary(batch, windows[-1], stable, pairing)
+    if baseline is None:
+        return _summary(batch, windows[0][-STABLE_WINDOWS:], stable, None)  # the windows that settled
+    return paired_measurement(batch, windows[0], windows[1], stable)
+
+
+def paired_measurement(
+    batch: int, baseline_windows: list[list[float]], variant_windows: list[list[float]], stable: bool
+) -> Measurement:
+    """A variant timed beside the baseline: its latencies, the baseline's and the speedup, all
+    from the same completed pairs of windows."""
+    pairs = min(len(baseline_windows), len(variant_windows))
+    baseline_windows, variant_windows = baseline_windows[:pairs], variant_windows[:pairs]
+    return _summary(batch, variant_windows, stable, _pairing(baseline_windows, variant_windows, batch))
 
 
 def settled(windows: list[list[list[float]]]) -> bool:
@@ -163,7 +178,8 @@ def _pairing(baseline_windows: list[list[float]], variant_windows: list[list[flo
 
 
 def _summary(batch: int, windows: list[list[float]], stable: bool, pairing: Pairing | None) -> Measurement:
-    latencies = np.asarray([t for window in windows[-STABLE_WINDOWS:] for t in window])
+    """Percentiles and throughput over every latency of ``windows``."""
+    latencies = np.asarray([t for window in windows for t in window])
     return Measurement(
         batch_size=batch,
         p50_ms=float(np.percentile(latencies, 50) * 1000),

@@ -1,5 +1,10 @@
 """The comparison of a job's variants: one row each, with its verdict and its speedup over the
-native baseline, timed side by side on the same worker (workers/benchmark.py)."""
+native baseline, timed side by side on the same worker (workers/benchmark.py).
+
+A variant's p50 and its speedup come from one timing: the pairs of windows in which it and native
+ran alternately, whose native p50 is kept beside them (``baseline_p50_ms``). The native baseline's
+own row is timed alone, at another moment; when that differs from what native took beside its
+variants, its row says so and shows the paired figure, the one their speedups compare with."""
 
 from __future__ import annotations
 
@@ -32,12 +37,13 @@ class ReportRow:
     reference_accuracy: float | None  # the native model's on the same samples
     nan_count: int
     inf_count: int
-    p50_ms: float | None  # batch 1
+    p50_ms: float | None  # batch 1; a variant's from the windows paired with native's
+    baseline_p50_ms: float | None  # batch 1: native's p50 in those same windows (none on native's row)
     p95_ms: float | None
     p99_ms: float | None
     throughput_per_s: float | None  # the best over the batch sweep
     best_batch: int | None
-    speedup: float | None  # batch 1, median of paired window ratios native / this, same worker
+    speedup: float | None  # batch 1, median of paired window ratios native / this, same windows as the p50s
     speedup_low: float | None  # the 95% confidence interval of that median
     speedup_high: float | None
     throughput_speedup: float | None  # best throughput / native's best at the same batch sizes
@@ -65,13 +71,15 @@ class ReportRow:
         return {**asdict(self), "accuracy_change_points": self.accuracy_change_points}
 
 
+ALONE_VS_PAIRED = 0.10  # native alone and native beside its variants differ: its row says so
+
+
 def build_report(view: JobView) -> list[ReportRow]:
     rows = [_row(variant, view.benchmarks.get(variant.id or -1, [])) for variant in view.variants]
     baselines = {row.hardware: row for row in rows if row.is_baseline}
-    return sorted(
-        (_with_speedups(row, baselines.get(row.hardware)) for row in rows),
-        key=lambda row: (row.hardware, not row.is_baseline, row.backend, row.precision),
-    )
+    rows = [_with_speedups(row, baselines.get(row.hardware)) for row in rows]
+    rows = [_with_paired_note(row, rows) if row.is_baseline else row for row in rows]
+    return sorted(rows, key=lambda row: (row.hardware, not row.is_baseline, row.backend, row.precision))
 
 
 def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
@@ -99,6 +107,7 @@ def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
         nan_count=variant.nan_count,
         inf_count=variant.inf_count,
         p50_ms=single.p50_ms if single else None,
+        baseline_p50_ms=single.baseline_p50_ms if single else None,
         p95_ms=single.p95_ms if single else None,
         p99_ms=single.p99_ms if single else None,
         throughput_per_s=best.throughput_per_s if best else None,
@@ -126,11 +135,34 @@ def _with_speedups(row: ReportRow, baseline: ReportRow | None) -> ReportRow:
         return replace(row, speedup=1.0, throughput_speedup=1.0)
     if baseline is None or row.speedup is not None:
         return row
-    return replace(
+    return replace(  # computed from the p50s shown: the native one beside it is the baseline's own
         row,
+        baseline_p50_ms=baseline.p50_ms,
         speedup=_ratio(baseline.p50_ms, row.p50_ms),
         throughput_speedup=_ratio(row.throughput_per_s, baseline.throughput_per_s),
     )
+
+
+def _with_paired_note(baseline: ReportRow, rows: list[ReportRow]) -> ReportRow:
+    """Native's row shows native timed alone; when native took more or less than that beside its
+    variants, which is what their speedups compare with, it says so."""
+    alone = baseline.p50_ms
+    paired = sorted(
+        row.baseline_p50_ms
+        for row in rows
+        if row.hardware == baseline.hardware and not row.is_baseline and row.baseline_p50_ms
+    )
+    if not alone or not paired or all(abs(p / alone - 1) <= ALONE_VS_PAIRED for p in paired):
+        return baseline
+    took = _ms(paired[0]) if _ms(paired[0]) == _ms(paired[-1]) else f"{_ms(paired[0])}-{_ms(paired[-1])}"
+    note = f"p50 timed alone; timed beside its variants native took {took}, what their speedups compare with"
+    return replace(baseline, notes=[*baseline.notes, note])
+
+
+def _ms(value: float) -> str:
+    """About three significant figures, as the report's table shows latencies."""
+    decimals = 0 if value >= 100 else 1 if value >= 10 else 2 if value >= 1 else 3
+    return f"{value:.{decimals}f} ms"
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
