@@ -49,8 +49,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         params = getattr(getattr(item, "callspec", None), "params", {})
-        on_postgres = "postgresql" in (params.get("database_url"), params.get("shared_farm_on_both"))
-        if fixtures & SERVICE_FIXTURES or on_postgres or item.get_closest_marker("integration"):
+        on_a_server = {"postgresql", "s3"} & set(map(str, params.values()))  # a database or a store
+        if fixtures & SERVICE_FIXTURES or on_a_server or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.services)
 
 

@@ -19,19 +19,20 @@ import workers.scoring  # noqa: F401  (registers farm.infer_shard with every app
 from db import shards
 from db.engine import session_scope, upgrade_schema
 from db.models import Job, ShardState, TaskState
-from farm.client.cluster import redis_server_binary
 from farm.core.dataset import map_inputs, open_dataset
 from farm.core.jobspec import InferOptions
+from farm.core.redisserver import start_redis
 from farm.core.settings import FarmSettings
 from farm.samples import write_feature_table
 from queues.app import FarmCelery, make_app
 from queues.names import INFER_TASK, queue_for
 from tests.conftest import free_port
-from tests.integration.test_faults import _start_redis
 
 FEATURES = [f"f{i}" for i in range(20)]
 SIGNATURE = [{"name": "features", "shape": [None, 20], "dtype": "float32"}]
 SHARD_ROWS = 1_000
+
+pytestmark = pytest.mark.services  # starts a redis-server of its own
 
 
 def scoring_job(url: str, tmp_path: Path, variants: dict[str, int], shard_count: int) -> str:
@@ -97,8 +98,7 @@ def test_a_lane_that_steps_back_hands_on_once_the_broker_is_back(
     assert thread.is_alive(), f"the lane was lost with the broker away: {results[0].result!r}"
 
     port = int(broker_url.rsplit(":", 1)[1].split("/")[0])
-    command = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    broker = _start_redis(command, broker_url)
+    broker = start_redis(port, tmp_path / "redis")
     try:
         thread.join(60)
         assert not thread.is_alive(), "the lane did not hand on once the broker was back"
