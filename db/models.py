@@ -77,7 +77,12 @@ class Task(SQLModel, table=True):
     state: str = Field(default=TaskState.QUEUED.value, sa_column=Column(String(16), nullable=False))
     attempts: int = 0
     worker: str | None = Field(default=None, max_length=255)
-    celery_id: str | None = Field(default=None, max_length=64)
+    celery_id: str | None = Field(default=None, max_length=64, description="Of the message the client sent.")
+    lease: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Celery id of the delivery holding it: only that delivery records and finishes it.",
+    )
     error: str | None = Field(default=None, sa_column=Column(Text))
     warnings: list[str] = Field(
         default_factory=list,

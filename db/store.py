@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlmodel import Session, col, select
 
 from db.models import BenchmarkResult, Job, Task, TaskState, Variant, utcnow
@@ -67,18 +67,29 @@ def job_state(tasks: Sequence[Task]) -> TaskState:
     return TaskState.FAILED if TaskState.FAILED in states else TaskState.SUCCEEDED
 
 
-def claim_task(session: Session, task_id: str, worker: str) -> tuple[Job, Task] | None:
-    """Mark a task running and count the attempt; None when it already finished (a redelivery).
+def claim_task(
+    session: Session, task_id: str, worker: str, lease: str | None = None
+) -> tuple[Job, Task] | None:
+    """Mark a task running under ``lease`` (the Celery id of the delivery claiming it) and count
+    the attempt; None when it finished already or another delivery holds it.
 
-    One conditional UPDATE, not read-then-write: two deliveries claiming at once (SQLite ignores
-    FOR UPDATE) each count their attempt, and neither claims a task the other has finished.
+    A queued task is claimed by whichever delivery comes first. A running task is taken up again
+    only under the lease that holds it: a message redelivered after its worker died carries the
+    same Celery id, while any other live delivery (another message for the same task) would
+    build it a second time beside the first. One conditional UPDATE, not read-then-write: two
+    deliveries claiming at once (SQLite ignores FOR UPDATE) never both hold the task. A ``lease``
+    of None holds only what no delivery holds (a task claimed without one).
     """
-    unfinished = [state.value for state in TaskState if not state.finished]
+    claimable = or_(
+        col(Task.state) == TaskState.QUEUED.value,
+        and_(col(Task.state) == TaskState.RUNNING.value, _held_by(lease)),
+    )
     claim = (
         update(Task)
-        .where(col(Task.id) == task_id, col(Task.state).in_(unfinished))
+        .where(col(Task.id) == task_id, claimable)
         .values(
             state=TaskState.RUNNING.value,
+            lease=lease,
             attempts=Task.attempts + 1,
             worker=worker,
             started_at=utcnow(),
@@ -92,17 +103,40 @@ def claim_task(session: Session, task_id: str, worker: str) -> tuple[Job, Task] 
     return (get_job(session, task.job_id), task) if claimed else None
 
 
+def holds_task(session: Session, task_id: str, lease: str | None) -> bool:
+    """Whether ``lease`` still holds the task running; call it in the transaction that records
+    the task's work. A conditional UPDATE of the task's row: on PostgreSQL it keeps the row
+    locked until that transaction ends, so the task cannot finish in between."""
+    statement = (
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.state) == TaskState.RUNNING.value, _held_by(lease))
+        .values(lease=lease)
+    )
+    return session.exec(statement).rowcount == 1
+
+
 def finish_task(
-    session: Session, task_id: str, state: TaskState, error: str | None = None, warnings: Sequence[str] = ()
-) -> None:
-    task = session.get(Task, task_id)
-    if task is None:
-        raise NotFoundError(f"no task {task_id!r}")
-    task.state = state
-    task.error = error
-    task.warnings = list(warnings)
-    task.finished_at = utcnow()
-    session.add(task)
+    session: Session,
+    task_id: str,
+    state: TaskState,
+    error: str | None = None,
+    warnings: Sequence[str] = (),
+    lease: str | None = None,
+) -> bool:
+    """End the task, if ``lease`` holds it and it has not finished; False otherwise (another
+    delivery holds it, or it ended already). A ``lease`` of None ends only a task no delivery
+    holds: one the client could not send."""
+    unfinished = [s.value for s in TaskState if not s.finished]
+    statement = (
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.state).in_(unfinished), _held_by(lease))
+        .values(state=state.value, error=error, warnings=list(warnings), finished_at=utcnow())
+    )
+    return session.exec(statement).rowcount == 1
+
+
+def _held_by(lease: str | None) -> ColumnElement[bool]:
+    return col(Task.lease).is_(None) if lease is None else col(Task.lease) == lease
 
 
 def record_celery_ids(session: Session, celery_ids: dict[str, str]) -> None:

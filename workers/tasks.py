@@ -30,18 +30,22 @@ log = logging.getLogger(__name__)
 
 class ConvertTask(FarmTask):
     def record_failure(self, celery_id: str, args: tuple, error: str) -> None:
-        _fail(self.app.settings, args[0], error)
+        _fail(self.app.settings, args[0], celery_id, error)  # the lease is the Celery id
+
+
+class LeaseLost(Exception):
+    """The task ended, or another delivery holds it: this one records nothing more."""
 
 
 @shared_task(name=CONVERT_TASK, bind=True, base=ConvertTask, **RETRY_INFRASTRUCTURE)
 def convert(self: ConvertTask, task_id: str, model_key: str) -> str:
     app: FarmCelery = self.app
     settings = app.settings
+    lease = self.request.id  # a redelivery of this message carries the same id
     with session_scope(settings.database_url) as session:
-        claimed = store.claim_task(session, task_id, worker=self.request.hostname or "?")
+        claimed = store.claim_task(session, task_id, self.request.hostname or "?", lease)
         if claimed is None:
-            log.info("task %s already finished; ignoring a redelivered message", task_id)
-            return "already finished"
+            return _not_claimed(session, task_id, lease)
         job, task = claimed
         request = ConversionRequest(
             job_id=job.id,
@@ -55,16 +59,32 @@ def convert(self: ConvertTask, task_id: str, model_key: str) -> str:
         )
     reason = gave_up(task.attempts, attempt_limit(self, settings))
     if reason:
-        return _fail(settings, task_id, reason)
+        return _fail(settings, task_id, lease, reason)
 
     def work() -> str:
-        build_errors = _convert(settings, task, request)
-        return _finish(settings, task_id, build_errors, request.options.strict)
+        try:
+            build_errors = _convert(settings, task, lease, request)
+            return _finish(settings, task_id, lease, build_errors, request.options.strict)
+        except LeaseLost:
+            log.warning("task %s ended or is held by another delivery; %s stops", task_id, lease)
+            return "lost its lease"
 
-    return guarded(self, work, lambda error: _fail(settings, task_id, error), f"conversion of task {task_id}")
+    def fail(error: str) -> str:
+        return _fail(settings, task_id, lease, error)
+
+    return guarded(self, work, fail, f"conversion of task {task_id}")
 
 
-def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> list[str]:
+def _not_claimed(session: Session, task_id: str, lease: str) -> str:
+    task = session.get(Task, task_id)
+    if task is not None and not TaskState(task.state).finished:
+        log.warning("task %s is held by delivery %s; delivery %s leaves it", task_id, task.lease, lease)
+        return "held by another delivery"
+    log.info("task %s already finished; ignoring a redelivered message", task_id)
+    return "already finished"
+
+
+def _convert(settings: FarmSettings, task: Task, lease: str, request: ConversionRequest) -> list[str]:
     """Reuse or build every planned variant, recording each as soon as it is done (so progress is
     visible and a redelivery after a crash resumes where the dead worker stopped). Returns the
     precisions that could not be built; verdicts are read back from the recorded variants."""
@@ -72,21 +92,24 @@ def _convert(settings: FarmSettings, task: Task, request: ConversionRequest) -> 
     with tempfile.TemporaryDirectory(prefix=f"farm-{request.job_id}-") as workdir:
         builder = VariantBuilder(request, settings, Path(workdir))
         for planned in plan_variants(request, settings):
-            if _already_recorded(settings, task, planned, request.options.force):
+            if _already_recorded(settings, task, lease, planned, request.options.force):
                 continue
             try:
                 outcome = builder.build(planned)
             except ConversionError as exc:  # one precision failed; the others may still build
                 errors.append(f"{planned.backend} {planned.precision}: {exc}")
                 continue
-            _record(settings, task, outcome)
+            _record(settings, task, lease, outcome)
     return errors
 
 
-def _already_recorded(settings: FarmSettings, task: Task, planned: PlannedVariant, force: bool) -> bool:
+def _already_recorded(
+    settings: FarmSettings, task: Task, lease: str, planned: PlannedVariant, force: bool
+) -> bool:
     """True when this task holds the variant already, or the cache had it and it was reused."""
     artifacts = open_store(settings)
     with session_scope(settings.database_url) as session:
+        _hold(session, task.id, lease)
         if planned.cache_key in store.task_cache_keys(session, task.id):
             return True
         cached = None if force else store.cached_variant(session, planned.cache_key)
@@ -97,22 +120,32 @@ def _already_recorded(settings: FarmSettings, task: Task, planned: PlannedVarian
         return True
 
 
-def _finish(settings: FarmSettings, task_id: str, build_errors: list[str], strict: bool) -> str:
+def _finish(settings: FarmSettings, task_id: str, lease: str, build_errors: list[str], strict: bool) -> str:
     """The task's outcome from every variant it recorded, built here or reused from the cache."""
     with session_scope(settings.database_url) as session:
+        _hold(session, task_id, lease)
         outcome = task_outcome(store.variants_of_task(session, task_id), build_errors, strict)
-        store.finish_task(session, task_id, outcome.state, outcome.error, outcome.warnings)
+        store.finish_task(session, task_id, outcome.state, outcome.error, outcome.warnings, lease)
     return outcome.state.value
 
 
-def _fail(settings: FarmSettings, task_id: str, error: str) -> str:
+def _fail(settings: FarmSettings, task_id: str, lease: str, error: str) -> str:
     with session_scope(settings.database_url) as session:
-        store.finish_task(session, task_id, TaskState.FAILED, error)
+        if not store.finish_task(session, task_id, TaskState.FAILED, error, lease=lease):
+            log.warning("task %s not failed by %s, which does not hold it: %s", task_id, lease, error)
+            return "lost its lease"
     return TaskState.FAILED.value
 
 
-def _record(settings: FarmSettings, task: Task, outcome: VariantOutcome) -> None:
+def _hold(session: Session, task_id: str, lease: str) -> None:
+    """Go on only while this delivery holds the task (its row stays locked to the commit)."""
+    if not store.holds_task(session, task_id, lease):
+        raise LeaseLost(task_id)
+
+
+def _record(settings: FarmSettings, task: Task, lease: str, outcome: VariantOutcome) -> None:
     with session_scope(settings.database_url) as session:
+        _hold(session, task.id, lease)
         variant = _variant_row(task, outcome)
         session.add(variant)
         session.flush()
