@@ -1,16 +1,19 @@
 """The artifact store: models, calibration files and variants under keys (``models/<sha256>/model.pb``),
 in a local folder or an object store (``FARM_ARTIFACT_ROOT=s3://bucket/prefix``, any fsspec URL).
 
-Writers make a key appear whole or not at all: the folder store copies beside the final name and
-renames; the object store uploads each file with one PUT (atomic on S3) and a folder's completion
-marker last. Readers ask for ``local(key, sha256)``: the folder store's own file, or for an object
-store a download into this host's cache under the artifact's sha256, checked against it, so each
-host fetches each artifact once and every host of a fleet resolves the same key.
+Writers make a key appear whole or not at all: the folder store copies under a staging name of its
+own beside the final name and renames (a folder already there with the same content is kept, so
+clients storing the same SavedModel at once never remove each other's copy); the object store
+uploads each file with one PUT (atomic on S3) and a folder's completion marker last. Readers ask
+for ``local(key, sha256)``: the folder store's own file, or for an object store a download into
+this host's cache under the artifact's sha256, checked against it, so each host fetches each
+artifact once and every host of a fleet resolves the same key.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -214,21 +217,57 @@ def fsync_file(path: Path) -> None:
 
 
 def copy_atomically(source: Path, final: Path) -> None:
-    # Copy beside the destination, then rename: a reader never sees half a model, and a
-    # crash leaves only a temporary name behind.
+    """Copy a file or folder to ``final`` under a staging name of its own, then rename it into
+    place: a reader never sees half a model, a crash leaves only a temporary name behind, and
+    writers racing on one key (two clients submitting the same SavedModel) never delete each
+    other's copy."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    staging = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
         if source.is_dir():
-            shutil.copytree(source, temporary)
+            shutil.copytree(source, staging)
+            _publish_folder(staging, final)
         else:
-            shutil.copyfile(source, temporary)
-            fsync_file(temporary)
-        if final.is_dir():
-            shutil.rmtree(final)
-        os.replace(temporary, final)
+            shutil.copyfile(source, staging)
+            fsync_file(staging)
+            os.replace(staging, final)
     finally:
-        if temporary.is_dir():
-            shutil.rmtree(temporary, ignore_errors=True)
-        elif temporary.exists():
-            temporary.unlink()
+        _remove(staging)
+
+
+PUBLISH_TRIES = 20
+_TAKEN = {errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR}
+
+
+def _publish_folder(staging: Path, final: Path) -> None:
+    """Rename a staged folder to its final name; the caller removes what is left of ``staging``.
+
+    A folder cannot be renamed over one that holds files. One already there with the same content
+    (keys under a sha256: the same model stored twice) is kept as it is, and the staging dropped;
+    one with other content (a variant built again) is renamed aside first and removed after, so
+    the key is briefly absent, never partial. A writer that finds the final name gone meanwhile
+    (another moved it aside) tries again.
+    """
+    for _ in range(PUBLISH_TRIES):
+        try:
+            os.rename(staging, final)
+            return
+        except OSError as exc:
+            if exc.errno not in _TAKEN:
+                raise
+        aside = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
+        try:
+            if sha256_of(final) == sha256_of(staging):
+                return
+            os.rename(final, aside)
+        except FileNotFoundError:
+            continue
+        _remove(aside)
+    raise OSError(f"could not publish {final}: other writers kept replacing it")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
