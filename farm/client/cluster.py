@@ -7,7 +7,6 @@ Each process runs in its own session, with a pid file in ``<home>/run`` and a lo
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import redis
 
 from farm.core.errors import ServiceUnavailableError
@@ -23,6 +23,7 @@ from farm.core.settings import FarmSettings, redacted
 from farm.core.waiting import TimedOut, wait_until
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+KILL_WAIT_S = 5.0  # how long `farm down` waits for a SIGKILLed process to be gone
 
 
 @dataclass(frozen=True)
@@ -129,21 +130,24 @@ class LocalFarm:
                 give_up=lambda: None if self.component("redis").running else "it exited",
             )
         except TimedOut as exc:
-            raise ServiceUnavailableError(f"{exc}: see {component.log}") from exc
+            raise ServiceUnavailableError(f"{exc}: see {component.log}", service="broker") from exc
         return component, started
 
     def stop(self, name: str, grace_s: float = 30.0) -> bool:
-        """SIGTERM, then SIGKILL after ``grace_s``; True when a running process was stopped."""
+        """SIGTERM, then SIGKILL after ``grace_s``; True when a running process was stopped (or
+        ended on its own meanwhile)."""
         pid = self._live_pid(name)
         self._pid_file(name).unlink(missing_ok=True)
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)  # a worker's warm shutdown finishes or requeues its task
-        deadline = time.monotonic() + grace_s
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        try:
+            process = psutil.Process(pid)
+            process.terminate()  # a worker's warm shutdown finishes or requeues its task
+            if not _ended(process, grace_s):
+                process.kill()
+                _ended(process, KILL_WAIT_S)
+        except psutil.NoSuchProcess:
+            pass  # it ended between the check and the signal: stopped all the same
         return True
 
     def stop_all(self) -> list[str]:
@@ -170,21 +174,42 @@ class LocalFarm:
 
 
 def _start_time(pid: int) -> str:
-    """When the process started, in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    """When the process started (seconds since the epoch, as the kernel counts it); "?" when it
+    has ended already."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except psutil.Error:
         return "?"
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return _running(psutil.Process(pid))
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+
+
+def _running(process: psutil.Process) -> bool:
+    """A zombie counts as gone: it has exited and only waits to be reaped."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
         return True
-    # A zombie counts as gone: it has exited and only waits to be reaped.
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())
+
+
+def _ended(process: psutil.Process, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for the process to end (reaping it when it is this process's
+    child); whether it did."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            process.wait(0.1)
+            return True
+        except psutil.TimeoutExpired:
+            pass
+        if not _running(process):
+            return True
+        if time.monotonic() > deadline:
+            return False

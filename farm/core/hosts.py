@@ -37,35 +37,51 @@ def has_nvidia_gpu() -> bool:
     return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
 
 
-@cache  # a host fact: asked per backend and per planned conversion, nvidia-smi runs once
-def nvidia_gpu_problems() -> tuple[str, ...]:
-    """Why a gpu backend cannot run here for want of a GPU; empty when nvidia-smi lists one."""
+NVIDIA_SMI_TIMEOUT_S = 30.0
+
+
+def _nvidia_smi(arguments: list[str], timeout_s: float) -> subprocess.CompletedProcess[str] | str:
+    """nvidia-smi's answer, or why there is none: it is not installed, or it hangs (a wedged
+    driver), which is the host's problem to report, not a reason for the caller to crash."""
     if shutil.which("nvidia-smi") is None:
-        return ("no NVIDIA GPU found (no nvidia-smi): a gpu worker needs one",)
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+        return "no nvidia-smi"
+    try:
+        return subprocess.run(["nvidia-smi", *arguments], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return f"nvidia-smi did not answer within {timeout_s:g} s (a hung GPU or driver?)"
+    except OSError as exc:
+        return f"nvidia-smi could not run ({exc.strerror or exc})"
+
+
+@cache  # a host fact: asked per backend and per planned conversion, nvidia-smi runs once
+def nvidia_gpu_problems(timeout_s: float = NVIDIA_SMI_TIMEOUT_S) -> tuple[str, ...]:
+    """Why a gpu backend cannot run here for want of a GPU; empty when nvidia-smi lists one."""
+    listed = _nvidia_smi(["-L"], timeout_s)
+    if isinstance(listed, str):
+        return (f"no NVIDIA GPU found ({listed}): a gpu worker needs one",)
     if listed.returncode != 0 or "GPU" not in listed.stdout:
         return ("no NVIDIA GPU found (nvidia-smi lists none): a gpu worker needs one",)
     return ()
 
 
 @cache
-def nvidia_gpu() -> dict[str, str]:
+def nvidia_gpu(timeout_s: float = NVIDIA_SMI_TIMEOUT_S) -> dict[str, str]:
     """The first GPU's ``gpu_name`` and ``compute_capability``, as nvidia-smi reports them (no
     CUDA call: safe in a prefork parent); the keys a TensorRT engine's details use too."""
-    listed = None
-    if shutil.which("nvidia-smi") is not None:
-        query = ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "--id=0"]
-        listed = subprocess.run(query, capture_output=True, text=True, timeout=30)
-    if listed is None or listed.returncode != 0:
+    query = ["--query-gpu=name,compute_cap", "--format=csv,noheader", "--id=0"]
+    listed = _nvidia_smi(query, timeout_s)
+    if isinstance(listed, str):
+        return {"gpu_name": f"no GPU found ({listed})", "compute_capability": "?"}
+    if listed.returncode != 0:
         return {"gpu_name": "no GPU found", "compute_capability": "?"}
     name, _, capability = listed.stdout.strip().partition(",")
     return {"gpu_name": name.strip(), "compute_capability": capability.strip()}
 
 
-def gpu_label() -> str:
+def gpu_label(timeout_s: float = NVIDIA_SMI_TIMEOUT_S) -> str:
     """``"NVIDIA H200 sm9.0"``: the GPU part of a gpu variant's cache key (kernels, numerics and
     TensorRT engines differ by GPU), from nvidia-smi."""
-    gpu = nvidia_gpu()
+    gpu = nvidia_gpu(timeout_s)
     return f"{gpu['gpu_name']} sm{gpu['compute_capability']}"
 
 
