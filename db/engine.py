@@ -64,7 +64,7 @@ def session_scope(url: str) -> Iterator[Session]:
             yield session
             session.commit()
     except OperationalError as exc:
-        raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
+        raise _unavailable(url, exc) from exc
 
 
 def upgrade_schema(url: str) -> None:
@@ -82,7 +82,7 @@ def upgrade_schema(url: str) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:
-        raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
+        raise _unavailable(url, exc) from exc
 
 
 # The newest migration's revision. Checking it with one query spares every CLI call importing
@@ -105,7 +105,7 @@ def schema_revision(url: str) -> str | None:
                 return None
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except OperationalError as exc:
-        raise ServiceUnavailableError(f"database {_safe(url)} unavailable: {first_line(exc)}") from exc
+        raise _unavailable(url, exc) from exc
 
 
 @contextmanager
@@ -116,6 +116,11 @@ def _migration_lock(url: str) -> Iterator[None]:
         return
     with file_lock(Path(parsed.database + ".migrate.lock")):
         yield
+
+
+def _unavailable(url: str, exc: OperationalError) -> ServiceUnavailableError:
+    message = f"database {_safe(url)} unavailable: {first_line(exc)}"
+    return ServiceUnavailableError(message, service="database")
 
 
 def _safe(url: str) -> str:

@@ -135,6 +135,17 @@ def finish_task(
     return session.exec(statement).rowcount == 1
 
 
+def requeue_task(session: Session, task_id: str, lease: str, note: str) -> bool:
+    """Put a task this lease holds back to queued (its message retried, for any worker of its class
+    to take), with ``note`` saying why in its error; False when the lease no longer holds it."""
+    statement = (
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.state) == TaskState.RUNNING.value, _held_by(lease))
+        .values(state=TaskState.QUEUED.value, worker=None, error=note)
+    )
+    return session.exec(statement).rowcount == 1
+
+
 def _held_by(lease: str | None) -> ColumnElement[bool]:
     return col(Task.lease).is_(None) if lease is None else col(Task.lease) == lease
 

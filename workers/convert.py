@@ -157,6 +157,11 @@ class VariantBuilder:
     def chunk(self) -> int:
         return self.settings.bench_max_batch
 
+    def prepare(self) -> None:
+        """Load what every variant of the request shares: the source model, its samples and its
+        reference outputs. What fails here fails the whole task, never one precision."""
+        _ = self.expected_outputs
+
     def build(self, planned: PlannedVariant) -> VariantOutcome:
         backend = all_backends()[planned.backend]
         started = time.perf_counter()

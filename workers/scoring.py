@@ -188,7 +188,9 @@ def _hand_on_when_the_broker_is_back(
     pause, deadline = 1.0, time.monotonic() + HAND_ON_WAIT_S
     while not _send_next_lane(app, job_id, hardware, countdown):
         if time.monotonic() > deadline:
-            raise ServiceUnavailableError(f"the broker stayed away {HAND_ON_WAIT_S} s: farm retry {job_id}")
+            raise ServiceUnavailableError(
+                f"the broker stayed away {HAND_ON_WAIT_S} s: farm retry {job_id}", service="broker"
+            )
         time.sleep(pause)
         pause = min(pause * 2, 30.0)
 

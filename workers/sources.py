@@ -7,13 +7,15 @@ running the original model itself (the graph, the serving signature, the Keras m
 
 from __future__ import annotations
 
+import errno
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from farm.core.errors import CorruptModelError, ModelError, first_line
+from farm.core.errors import CorruptModelError, HostResourceError, ModelError, first_line
 from farm.core.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, tensor_name
 from farm.core.toolchains import import_tensorflow
 
@@ -84,7 +86,44 @@ def _tensorflow_source(
     except ModelError:
         raise
     except Exception as exc:
-        raise CorruptModelError(f"{path.name}: TensorFlow could not load it ({first_line(exc)})") from exc
+        if _out_of_resources(tf, exc):  # the worker's host, not the model: another may have room
+            raise HostResourceError(
+                f"{path.name}: this worker ran out of memory or disk loading it ({first_line(exc)})"
+            ) from exc
+        if _malformed(tf, exc):
+            raise CorruptModelError(f"{path.name}: TensorFlow could not load it ({first_line(exc)})") from exc
+        raise  # neither the model's fault nor the host's: an internal error, reported as such
+
+
+RESOURCE_ERRNOS = {errno.ENOMEM, errno.ENOSPC, errno.EDQUOT}
+
+
+def _out_of_resources(tf: Any, exc: Exception) -> bool:
+    if isinstance(exc, (MemoryError, tf.errors.ResourceExhaustedError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS
+
+
+def _malformed(tf: Any, exc: Exception) -> bool:
+    """Whether loading failed on the file itself: it does not parse (protobuf, zip, JSON, HDF5),
+    names ops, layers or files that are not there, or holds values that contradict each other.
+    Keras reports a malformed config as ValueError, TypeError or KeyError; h5py and a SavedModel
+    missing its parts as OSError."""
+    from google.protobuf.message import DecodeError
+
+    format_errors = (
+        DecodeError,
+        zipfile.BadZipFile,
+        ValueError,  # JSON and Unicode decoding errors too
+        TypeError,
+        KeyError,
+        OSError,
+        tf.errors.InvalidArgumentError,
+        tf.errors.DataLossError,
+        tf.errors.NotFoundError,  # an op this TensorFlow does not register, a missing variables file
+        tf.errors.FailedPreconditionError,
+    )
+    return isinstance(exc, format_errors)
 
 
 # --- frozen graph -----------------------------------------------------------------------------
@@ -92,7 +131,10 @@ def _tensorflow_source(
 
 def _frozen_graph_source(tf: Any, path: Path, inputs: list[TensorArg], outputs: list[str]) -> SourceModel:
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(path.read_bytes())
+    try:
+        graph_def.ParseFromString(path.read_bytes())
+    except Exception as exc:  # protobuf raises DecodeError, or RuntimeError from upb
+        raise CorruptModelError(f"{path.name}: not a valid TensorFlow GraphDef ({first_line(exc)})") from exc
     nodes = {node.name: node for node in graph_def.node}
     specs = _frozen_graph_inputs(tf, nodes, inputs)
     output_names = [tensor_name(name) for name in outputs] or _graph_sinks(graph_def)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlmodel import Session
 
 from db import store
 from db.engine import session_scope
 from db.models import BenchmarkResult, Task, TaskState, Variant
 from farm.core.artifacts import open_store
-from farm.core.errors import ConversionError
+from farm.core.errors import ConversionError, FarmError, first_line
 from farm.core.jobspec import ConvertOptions
 from farm.core.modelfile import ModelFormat, TensorArg
 from farm.core.settings import FarmSettings
@@ -72,7 +74,11 @@ def convert(self: ConvertTask, task_id: str, model_key: str) -> str:
     def fail(error: str) -> str:
         return _fail(settings, task_id, lease, error)
 
-    return guarded(self, work, fail, f"conversion of task {task_id}")
+    def requeued(note: str) -> None:
+        with session_scope(settings.database_url) as session:
+            store.requeue_task(session, task_id, lease, note)
+
+    return guarded(self, work, fail, f"conversion of task {task_id}", requeued)
 
 
 def _not_claimed(session: Session, task_id: str, lease: str) -> str:
@@ -94,13 +100,32 @@ def _convert(settings: FarmSettings, task: Task, lease: str, request: Conversion
         for planned in plan_variants(request, settings):
             if _already_recorded(settings, task, lease, planned, request.options.force):
                 continue
-            try:
-                outcome = builder.build(planned)
-            except ConversionError as exc:  # one precision failed; the others may still build
-                errors.append(f"{planned.backend} {planned.precision}: {exc}")
+            builder.prepare()  # the model and its samples: their failures end the whole task
+            outcome = build_or_failure(builder.build, planned)
+            if isinstance(outcome, str):  # one precision failed; the others may still build
+                errors.append(outcome)
                 continue
             _record(settings, task, lease, outcome)
     return errors
+
+
+def build_or_failure(
+    build: Callable[[PlannedVariant], VariantOutcome], planned: PlannedVariant
+) -> VariantOutcome | str:
+    """Build one variant, or say why this precision could not be built, so that the class's other
+    precisions still are: a converter, an FP16 pass, the graph optimiser, a runtime session or
+    anything unforeseen failing on it is this variant's failure, named by its type and first line
+    (a ConversionError by its message). What concerns the whole task still ends it: the model's or
+    the data's errors (any other FarmError), the fleet's (retried), and the time limit."""
+    try:
+        return build(planned)
+    except ConversionError as exc:
+        return f"{planned.backend} {planned.precision}: {exc}"
+    except (FarmError, SoftTimeLimitExceeded):
+        raise
+    except Exception as exc:
+        log.exception("%s %s could not be built", planned.backend, planned.precision)
+        return f"{planned.backend} {planned.precision}: {type(exc).__name__}: {first_line(exc)}"
 
 
 def _already_recorded(

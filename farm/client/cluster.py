@@ -53,7 +53,8 @@ def require_broker(settings: FarmSettings) -> None:
     if not ping_broker(settings):
         raise ServiceUnavailableError(
             f"cannot reach the broker at {redacted(settings.broker_url)}: start the local farm with "
-            "`farm up` or point FARM_BROKER_URL at a running Redis"
+            "`farm up` or point FARM_BROKER_URL at a running Redis",
+            service="broker",
         )
 
 
@@ -119,7 +120,8 @@ class LocalFarm:
             # workers take this farm's messages, and answer them from another job store.
             raise ServiceUnavailableError(
                 f"a Redis this farm did not start already answers on {redacted(self.settings.broker_url)} "
-                "(another FARM_HOME's farm?): stop it, or point FARM_BROKER_URL at another port"
+                "(another FARM_HOME's farm?): stop it, or point FARM_BROKER_URL at another port",
+                service="broker",
             )
         component, started = self.start("redis", redis_command(self.settings))
         try:

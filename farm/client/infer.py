@@ -274,7 +274,9 @@ def send_lanes(app: Celery, job_id: str, hardware: list[str]) -> None:
             send_lane(app, job_id, hw)
     except broker_errors(app) as exc:  # the broker went away after answering a ping
         raise ServiceUnavailableError(
-            f"the broker took no lanes of job {job_id} ({first_line(exc)}): farm retry {job_id} once it is up"
+            f"the broker took no lanes of job {job_id} ({first_line(exc)}): "
+            f"farm retry {job_id} once it is up",
+            service="broker",
         ) from exc
 
 

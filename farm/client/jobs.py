@@ -144,7 +144,9 @@ def _send(settings: FarmSettings, app: Celery, tasks: list[Task], model_key: str
         if error is not None:
             store.fail_unsent_tasks(session, unsent, f"could not be queued: {first_line(error)}")
     if error is not None:
-        raise ServiceUnavailableError(f"the broker refused the task: {first_line(error)}") from error
+        raise ServiceUnavailableError(
+            f"the broker refused the task: {first_line(error)}", service="broker"
+        ) from error
 
 
 def live_queues(app: Celery, timeout_s: float) -> set[str] | None:

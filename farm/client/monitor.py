@@ -64,7 +64,8 @@ def read_fleet(app: Celery, settings: FarmSettings, timeout_s: float) -> Fleet:
         depths = queue_depths(app, [queue_for(name) for name in hardware_classes()])
     except broker_errors(app) as exc:
         shown = redacted(settings.broker_url)
-        raise ServiceUnavailableError(f"broker {shown} went away: {first_line(exc)}") from exc
+        message = f"broker {shown} went away: {first_line(exc)}"
+        raise ServiceUnavailableError(message, service="broker") from exc
     workers = {name: answer for reply in replies for name, answer in reply.items()}
     return Fleet(dict(sorted(workers.items())), depths)
 

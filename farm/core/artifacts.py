@@ -23,12 +23,21 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from farm.core.errors import FarmError, ServiceUnavailableError, ToolchainMissingError, UsageError, first_line
+from farm.core.errors import (
+    ArtifactIntegrityError,
+    FarmError,
+    ServiceUnavailableError,
+    ToolchainMissingError,
+    UsageError,
+    first_line,
+)
 
 if TYPE_CHECKING:
     from farm.core.settings import FarmSettings
 
 CHUNK = 1 << 20
+# The object store's client stack: their exceptions are the store's (or the way to it) failing.
+TRANSPORT_MODULES = frozenset({"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "urllib3", "requests"})
 FOLDER_MARKER = ".farm-complete"  # written last into an uploaded folder: the folder is whole
 
 
@@ -141,7 +150,10 @@ class ObjectStore(ArtifactStore):
         try:
             self._download(key, staging / cached.name)
             if sha256_of(staging / cached.name) != sha256:
-                raise FarmError(f"artifact {key} in {self.location} does not match its sha256 {sha256[:12]}")
+                raise ArtifactIntegrityError(
+                    f"artifact {key} in {self.location} does not match its sha256 {sha256[:12]} "
+                    "(damaged in the store or on the way)"
+                )
             cached.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):  # another process of this host won the race: same bytes
                 os.replace(staging / cached.name, cached)
@@ -173,18 +185,31 @@ class ObjectStore(ArtifactStore):
 
     @contextlib.contextmanager
     def _errors(self, key: str) -> Iterator[None]:
-        """The object store's failures as farm's: a missing key is the caller's problem; anything
-        else (connection, credentials, throttling) is the store being unavailable, and retried."""
+        """The object store's failures as farm's: a missing key is the caller's problem; the store or
+        the way to it failing (connection, credentials, throttling, a service error) is the store
+        being unavailable, and retried. Anything else is a programming error and stays what it is:
+        retrying a bug only repeats it."""
         try:
             yield
         except FarmError:
             raise
         except FileNotFoundError as exc:
             raise FarmError(f"artifact {key} is not in {self.location}") from exc
-        except Exception as exc:  # botocore, aiohttp and OSError subclasses: no common base to name
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise
             raise ServiceUnavailableError(
-                f"artifact store {self.location} failed on {key}: {first_line(exc)}"
+                f"artifact store {self.location} failed on {key}: {first_line(exc)}", service="artifact store"
             ) from exc
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """Whether an object store's exception is the store (or the network to it) failing: an OSError
+    (s3fs turns S3's errors into those; connection resets and timeouts are too), or an exception
+    of the storage client libraries (botocore, aiohttp, ...), which share no base to name."""
+    if isinstance(exc, OSError):
+        return True
+    return any(cls.__module__.partition(".")[0] in TRANSPORT_MODULES for cls in type(exc).__mro__)
 
 
 def _filesystem(url: str) -> tuple[Any, str]:

@@ -1,16 +1,27 @@
-"""farm's exceptions. The CLI turns each into one line on stderr and its exit code.
+"""farm's exceptions. The CLI turns each into one line on stderr and its exit code. A worker
+fails a task at once on an error that is not ``retryable`` (the model's, the data's or the
+request's fault: a retry would fail the same way), and retries it, with backoff, on one that is
+(a service or the worker's host is at fault: a later try, or another worker, may succeed).
 
-FarmError                       exit 1
-├── UsageError                  exit 2   bad arguments: unknown --hw, malformed --inputs
-├── ModelError                  exit 3   the model file itself
+FarmError                         exit  retryable
+├── UsageError                    2     no    bad arguments: unknown --hw, malformed --inputs
+├── ModelError                    3     no    the model file itself
 │   ├── ModelNotFoundError
-│   ├── UnsupportedModelError   not a model format farm reads
-│   └── CorruptModelError       looks like a model, does not parse
-├── ToolchainMissingError       exit 4   an optional extra is not installed
-├── ServiceUnavailableError     exit 5   broker or database cannot be reached
-├── NotFoundError               exit 6   no such job
-├── ConversionError             exit 7   a backend failed on a model (recorded on the task)
-└── DataError                   exit 8   a dataset to score: missing, unreadable, empty, wrong columns
+│   ├── UnsupportedModelError           not a model format farm reads
+│   └── CorruptModelError               does not parse: a corrupt or malformed file
+├── NotFoundError                 6     no    no such job
+├── ConversionError               7     no    a backend failed on a model (recorded per variant)
+├── DataError                     8     no    a dataset to score: missing, unreadable, empty, wrong columns
+└── InfrastructureError           5     yes   the fleet is at fault, not the input
+    ├── ToolchainMissingError     4     yes   an optional extra is not installed (on a worker: the
+    │                                         task goes back to its queue for a worker that has it)
+    ├── ServiceUnavailableError   5     yes   the database, the broker or the artifact store cannot
+    │                                         be reached (``service`` says which)
+    ├── ArtifactIntegrityError    5     yes   an artifact's bytes do not match their sha256
+    └── HostResourceError         5     yes   the worker's host ran out of memory or disk
+
+``retryable`` is True exactly for InfrastructureError and its subclasses. Anything that is not a
+FarmError is a programming error: an "internal error" (exit 70), never retried.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ INTERNAL_ERROR_EXIT = 70  # an error farm did not foresee: a bug to report
 
 class FarmError(Exception):
     exit_code = 1
+    retryable = False  # the input's fault: fail at once
 
 
 class UsageError(FarmError):
@@ -45,14 +57,6 @@ class CorruptModelError(ModelError):
     pass
 
 
-class ToolchainMissingError(FarmError):
-    exit_code = 4
-
-
-class ServiceUnavailableError(FarmError):
-    exit_code = 5
-
-
 class NotFoundError(FarmError):
     exit_code = 6
 
@@ -63,6 +67,38 @@ class ConversionError(FarmError):
 
 class DataError(FarmError):
     exit_code = 8
+
+
+class InfrastructureError(FarmError):
+    exit_code = 5
+    retryable = True  # the fleet's fault: a later try, or another worker, may succeed
+
+
+class ToolchainMissingError(InfrastructureError):
+    exit_code = 4
+
+
+class ServiceUnavailableError(InfrastructureError):
+    exit_code = 5
+
+    def __init__(self, message: str, *, service: str) -> None:
+        super().__init__(message)
+        self.service = service  # "database", "broker" or "artifact store": which one is away
+
+    def __reduce__(self) -> tuple[object, ...]:  # pickled (a pool process's error) with its service
+        return _service_unavailable, (str(self), self.service)
+
+
+def _service_unavailable(message: str, service: str) -> ServiceUnavailableError:
+    return ServiceUnavailableError(message, service=service)
+
+
+class ArtifactIntegrityError(InfrastructureError):
+    exit_code = 5
+
+
+class HostResourceError(InfrastructureError):
+    exit_code = 5
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

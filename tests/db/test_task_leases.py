@@ -142,3 +142,18 @@ def _variant(session: Session, task_id: str) -> Variant:
         atol=0.0,
         rtol=0.0,
     )
+
+
+def test_a_task_requeued_by_its_holder_goes_back_to_queued_saying_why(database_url: str) -> None:
+    task_id = _task(database_url)
+    with session_scope(database_url) as session:
+        store.claim_task(session, task_id, "gpu@a", lease="celery-a")
+    with session_scope(database_url) as session:
+        assert not store.requeue_task(session, task_id, "celery-b", "not mine")
+        assert store.requeue_task(session, task_id, "celery-a", "requeued: gpu@a cannot build it")
+    task = _read(database_url, task_id)
+    assert (task.state, task.worker, task.error) == ("queued", None, "requeued: gpu@a cannot build it")
+    with session_scope(database_url) as session:  # the retried message, on a worker that can
+        assert store.claim_task(session, task_id, "gpu@b", lease="celery-a") is not None
+    task = _read(database_url, task_id)
+    assert (task.state, task.worker, task.error, task.attempts) == ("running", "gpu@b", None, 2)

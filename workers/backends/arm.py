@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farm.core.errors import ConversionError, UnsupportedModelError, UsageError, first_line
+from farm.core.errors import ConversionError, UnsupportedModelError, first_line
 from farm.core.targets import TARGETS
 from farm.core.toolchains import import_tensorflow, package_versions
-from workers.backends.base import TargetBackend
+from workers.backends.base import TargetBackend, unsupported_precision
 from workers.runtime import BuiltVariant, Runner
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _configure(tf: Any, converter: Any, precision: str, calibration: Calibration
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     elif precision != "dynamic":
-        raise UsageError(f"arm does not build {precision}")
+        raise unsupported_precision("arm", precision)
 
 
 def _interpreter_class() -> Any:

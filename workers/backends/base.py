@@ -14,7 +14,14 @@ if TYPE_CHECKING:  # numpy and the toolchains stay out of the registry's import 
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
-__all__ = ["Backend", "BuiltVariant", "Runner", "TargetBackend"]
+__all__ = ["Backend", "BuiltVariant", "Runner", "TargetBackend", "unsupported_precision"]
+
+
+def unsupported_precision(backend: str, precision: str) -> ValueError:
+    """What a backend raises when asked for a precision it does not build: a programming error on
+    the worker's side (plans ask each backend only for its own precisions, and the client refuses
+    the others at submit), so never the user's UsageError. Recorded as that variant's failure."""
+    return ValueError(f"{backend} does not build {precision}")
 
 
 class Backend(Protocol):

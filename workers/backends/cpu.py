@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.core.errors import UsageError
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
-from workers.backends.base import TargetBackend
+from workers.backends.base import TargetBackend, unsupported_precision
 from workers.quantize import quantize_qdq
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
@@ -43,7 +42,7 @@ class CpuBackend(TargetBackend):
             target = workdir / "model_int8.onnx"
             quantized = quantize_qdq(source.onnx(), calibration, target, activations)
             return BuiltVariant(quantized, "onnx", "int8", runtime, details={"int8": f"{activations}s8 QDQ"})
-        raise UsageError(f"cpu does not build {precision}")
+        raise unsupported_precision(self.name, precision)
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         return onnxruntime_runner(variant.path, outputs)

@@ -14,10 +14,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.core.errors import ConversionError, UsageError, first_line
+from farm.core.errors import ConversionError, first_line
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
-from workers.backends.base import TargetBackend
+from workers.backends.base import TargetBackend, unsupported_precision
 from workers.quantize import CalibrationReader, prepare_for_quantization
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
@@ -59,7 +59,7 @@ class FpgaBackend(TargetBackend):
         settings: FarmSettings,
     ) -> BuiltVariant:
         if precision != "int8":
-            raise UsageError(f"fpga does not build {precision}")
+            raise unsupported_precision(self.name, precision)
         target = workdir / "model_xint8.onnx"
         prepared = prepare_for_quantization(source.onnx())
         method = settings.fpga_calibration

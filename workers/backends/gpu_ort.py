@@ -20,11 +20,10 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.core.errors import UsageError
 from farm.core.hosts import gpu_label, nvidia_gpu
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
-from workers.backends.base import TargetBackend
+from workers.backends.base import TargetBackend, unsupported_precision
 from workers.quantize import to_fp16
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
@@ -67,7 +66,7 @@ class OrtCudaBackend(TargetBackend):
         elif precision == "fp16":
             to_fp16(source.onnx(), target)
         else:
-            raise UsageError(f"gpu-ort does not build {precision}")
+            raise unsupported_precision(self.name, precision)
         provider, options = cuda_provider()
         details = {"provider": provider, **options, **nvidia_gpu()}
         return BuiltVariant(target, "onnx", precision, runtime_name(precision), details=details)

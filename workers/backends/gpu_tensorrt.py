@@ -32,11 +32,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farm.core.errors import ConversionError, UsageError
+from farm.core.errors import ConversionError
 from farm.core.hosts import gpu_label
 from farm.core.targets import TARGETS
 from farm.core.toolchains import package_versions
-from workers.backends.base import TargetBackend
+from workers.backends.base import TargetBackend, unsupported_precision
 from workers.quantize import quantize_qdq, to_fp16
 from workers.runtime import BuiltVariant, Runner
 
@@ -111,7 +111,7 @@ def engine_onnx(source: SourceModel, precision: str, calibration: Calibration, w
         return to_fp16(exported, workdir / "model_fp16.onnx")
     if precision == "int8":
         return quantize_qdq(exported, calibration, workdir / "model_int8.onnx", activations="s8")
-    raise UsageError(f"gpu-tensorrt does not build {precision}")
+    raise unsupported_precision("gpu-tensorrt", precision)
 
 
 class TensorRTBackend(TargetBackend):
