@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import psycopg
 import pytest
 import redis
@@ -269,14 +270,16 @@ class Farm:
         wait_until(lambda: text in self.worker_log(index), timeout, f"{text!r} in worker-{index}.log")
 
     def stop_workers(self) -> None:
+        """Kill every worker of this farm with its pool processes: the test is over, and a warm
+        shutdown would wait for their tasks (tests of shutdown signal the worker themselves)."""
         for process in self.workers:
             if process.poll() is None:
-                process.terminate()
-        for process in self.workers:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    for child in psutil.Process(process.pid).children(recursive=True):
+                        with contextlib.suppress(psutil.NoSuchProcess):
+                            child.kill()
                 process.kill()
+            process.wait(30)
 
 
 @pytest.fixture

