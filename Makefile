@@ -58,9 +58,11 @@ lint: $(VENV)/.installed-test
 check: lint
 	$(BIN)/pytest -m "not services"
 
-# Every test: unit, and integration against real Redis, Celery workers, SQLite and PostgreSQL.
+# Every test: unit, and integration against real Redis, Celery workers, SQLite and PostgreSQL;
+# three at a time (they mostly wait on their workers), then those that time things, alone.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 -m "not serial"
+	$(BIN)/pytest -m serial
 
 # The batch-scoring benchmark of the README (installs skl2onnx and Ray Data, the peer it is measured against).
 bench-scoring: $(VENV)/.installed-test

@@ -28,6 +28,7 @@ from farm.samples import write_feature_table
 from tests.conftest import Farm, _postgres_database, farm_environment, free_port
 from tests.integration.test_convert import submit, wait_for_tasks, wait_until_running
 from tests.integration.test_infer import (
+    SLOW_JOB_ROWS,
     assert_every_row_once,
     convert,
     score,
@@ -292,7 +293,7 @@ def test_a_shard_that_kills_its_worker_every_time_fails_after_the_attempt_limit(
     sqlite_farm: Farm, mlp: Path, tmp_path: Path
 ) -> None:
     farm = sqlite_farm
-    worker, job_id, _ = slow_job(farm, mlp, tmp_path, shard_rows=120_000)  # one shard
+    worker, job_id, _ = slow_job(farm, mlp, tmp_path, shard_rows=SLOW_JOB_ROWS)  # one shard
     deaths = 0
     deadline = time.monotonic() + 240
     while (shard := shards_of(farm, job_id)[0]).state != "failed":
@@ -307,6 +308,7 @@ def test_a_shard_that_kills_its_worker_every_time_fails_after_the_attempt_limit(
     assert farm.cli("status", job_id).returncode == 0 and worker.poll() is None
 
 
+@pytest.mark.serial  # a 1 s soft shutdown against a running shard: run alone, not beside other load
 def test_a_worker_stopped_as_containers_and_units_stop_it_hands_its_shard_back(
     sqlite_farm: Farm, mlp: Path, tmp_path: Path
 ) -> None:
@@ -314,7 +316,8 @@ def test_a_worker_stopped_as_containers_and_units_stop_it_hands_its_shard_back(
     systemd units run workers): the running shard gets the soft shutdown time, then goes back."""
     farm = sqlite_farm
     farm.env.update(REMAP_SIGTERM="SIGQUIT", FARM_WORKER_SOFT_SHUTDOWN_S="1")
-    worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=120_000)  # one shard of seconds
+    # One shard of seconds, well past the 1 s soft shutdown.
+    worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=120_000, rows=120_000)
     wait_for_a_shard(farm, job_id, ShardState.RUNNING)
     stopped = time.monotonic()
     worker.send_signal(signal.SIGTERM)

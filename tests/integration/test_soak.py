@@ -17,5 +17,5 @@ pytestmark = pytest.mark.integration
 def test_hundreds_of_submissions_and_shards_all_end_and_add_up(farm: Farm, tmp_path: Path) -> None:
     farm.start_worker("cpu")
     farm.start_worker("cpu")
-    result = run_load(farm.env, tmp_path, submissions=150, shard_count=500)
-    assert result.jobs_succeeded == 150 and result.variants_reused == 300 and result.rows_scored_once
+    result = run_load(farm.env, tmp_path, submissions=100, shard_count=300)
+    assert result.jobs_succeeded == 100 and result.variants_reused == 200 and result.rows_scored_once
