@@ -11,6 +11,7 @@ tests/integration/test_soak.py runs the same load, smaller.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ from db.models import TaskState  # noqa: E402
 from farm.client.infer import InferRequest, submit_infer  # noqa: E402
 from farm.client.jobs import ConvertRequest, submit_convert  # noqa: E402
 from farm.core.settings import FarmSettings  # noqa: E402
+from farm.core.waiting import TimedOut, wait_until  # noqa: E402
 from farm.samples import write_feature_table, write_mlp_onnx  # noqa: E402
 from queues.app import make_app  # noqa: E402
 
@@ -102,24 +104,28 @@ def _no_conversion(*_: object) -> str:
 
 
 def _wait_converted(settings: FarmSettings, job_ids: list[str]) -> list[TaskState]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
+    """Every job's state once all have finished, or as they stand after WAIT_S."""
+
+    def states() -> list[TaskState]:
         with session_scope(settings.database_url) as session:
-            states = [store.job_state(store.tasks_of(session, job_id)) for job_id in job_ids]
-        if all(state.finished for state in states) or time.monotonic() > deadline:
-            return states
-        time.sleep(0.5)
+            return [store.job_state(store.tasks_of(session, job_id)) for job_id in job_ids]
+
+    with contextlib.suppress(TimedOut):
+        wait_until(lambda: all(s.finished for s in states()), WAIT_S, "conversions finished", 0.2)
+    return states()
 
 
 def _wait_scored(settings: FarmSettings, job_id: str) -> list:
-    deadline = time.monotonic() + WAIT_S
-    while True:
+    """The job's shards once it has finished, or as they stand after WAIT_S."""
+
+    def found() -> tuple[list, bool]:
         with session_scope(settings.database_url) as session:
-            found = shards.shards_of(session, job_id)
-            job = store.get_job(session, job_id)
-        if shards.infer_job_state(job, found).finished or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
+            shards_now = shards.shards_of(session, job_id)
+            return shards_now, shards.infer_job_state(store.get_job(session, job_id), shards_now).finished
+
+    with contextlib.suppress(TimedOut):
+        wait_until(lambda: found()[1], WAIT_S, f"job {job_id} finished", 0.2)
+    return found()[0]
 
 
 def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen]:

@@ -48,6 +48,11 @@ SERVICE_FIXTURES = {"redis_url", "s3_server", "postgres_farm"}
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if not item.get_closest_marker("integration"):
+            # Under `pytest -n N --dist loadgroup` a unit module's tests share one process, so its
+            # module-scoped fixtures (a loaded TensorFlow model, its ONNX export) are built once;
+            # integration tests spread one by one.
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
         fixtures = set(getattr(item, "fixturenames", ()))
         params = getattr(getattr(item, "callspec", None), "params", {})
         on_a_server = {"postgresql", "s3"} & set(map(str, params.values()))  # a database or a store

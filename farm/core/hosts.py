@@ -64,10 +64,36 @@ def nvidia_gpu_problems(timeout_s: float = NVIDIA_SMI_TIMEOUT_S) -> tuple[str, .
     return ()
 
 
+def _nvml_gpu() -> dict[str, str] | None:
+    """The first GPU as NVML reports it, where nvidia-ml-py is installed (``farm[gpu]``): the
+    driver's own library, no process to start and no CUDA context. None when NVML cannot answer
+    (not installed, no driver, no GPU): nvidia-smi is asked instead."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            name = pynvml.nvmlDeviceGetName(handle)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+        finally:
+            pynvml.nvmlShutdown()
+    except pynvml.NVMLError:
+        return None
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    return {"gpu_name": name, "compute_capability": f"{major}.{minor}"}
+
+
 @cache
 def nvidia_gpu(timeout_s: float = NVIDIA_SMI_TIMEOUT_S) -> dict[str, str]:
-    """The first GPU's ``gpu_name`` and ``compute_capability``, as nvidia-smi reports them (no
-    CUDA call: safe in a prefork parent); the keys a TensorRT engine's details use too."""
+    """The first GPU's ``gpu_name`` and ``compute_capability``, from NVML where it is installed,
+    else as nvidia-smi reports them (no CUDA call either way: safe in a prefork parent); the keys
+    a TensorRT engine's details use too."""
+    found = _nvml_gpu()
+    if found:
+        return found
     query = ["--query-gpu=name,compute_cap", "--format=csv,noheader", "--id=0"]
     listed = _nvidia_smi(query, timeout_s)
     if isinstance(listed, str):

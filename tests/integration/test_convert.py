@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import psutil
 import pytest
 from sqlmodel import col, select
 
@@ -141,9 +142,9 @@ def wait_until_running(farm: Farm, job_id: str, timeout: float = 60) -> None:
 
 
 def _children(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    children = psutil.Process(pid).children()
     assert children, "the worker has no pool process"
-    return [int(child) for child in children]
+    return [child.pid for child in children]
 
 
 def _tensorflow_outputs(keras_file: Path) -> np.ndarray:

@@ -16,6 +16,7 @@ from farm.core.targets import (
     parse_hardware_list,
     parse_precisions,
     refuse_format,
+    targets_for,
     toolchain_problem,
 )
 from workers.backends import all_backends, backends_for, class_problems, native_backend
@@ -62,8 +63,15 @@ def test_a_missing_toolchain_names_the_extra_to_install() -> None:
     needy = Target("x", "x", "needs a module that does not exist", ("fp32",), ("onnx",), requires, "needy")
     assert missing_modules(needy.requires) == ["farm_no_such_toolchain"]
     assert toolchain_problem(needy) == ["farm_no_such_toolchain not installed: pip install 'farm[needy]'"]
-    for installed in ("cpu", "arm", "fpga"):
-        assert class_problems(installed) == []
+    # Whatever this host has installed: a class is servable exactly when one of its runtimes has
+    # every module it needs, and otherwise each missing module is named with its extra.
+    for hardware in ("cpu", "arm", "fpga"):
+        targets = targets_for(hardware)
+        servable = any(not missing_modules(target.requires) for target in targets)
+        problems = class_problems(hardware)
+        assert (problems == []) == servable, (hardware, problems)
+        for target in targets if not servable else []:
+            assert any(f"pip install 'farm[{target.extra}]'" in problem for problem in problems)
 
 
 def test_a_class_refuses_a_model_format_none_of_its_runtimes_converts_from() -> None:

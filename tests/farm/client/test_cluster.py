@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 
@@ -17,10 +17,9 @@ pytestmark = pytest.mark.integration
 
 def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return not Path(f"/proc/{pid}/status").read_text().count("State:\tZ")
 
 
 def test_up_is_idempotent_and_down_stops_what_up_started(tmp_path: Path) -> None:
