@@ -61,8 +61,8 @@ check: lint
 # Every test: unit, and integration against real Redis, Celery workers, SQLite and PostgreSQL;
 # three at a time (they mostly wait on their workers), then those that time things, alone.
 test: lint
-	$(BIN)/pytest -n 3 --dist loadgroup -m "not serial"
-	$(BIN)/pytest -m serial
+	$(BIN)/pytest -n 3 --dist loadgroup -m "not serial" --durations=10
+	$(BIN)/pytest -m serial --durations=2
 
 # The batch-scoring benchmark of the README (installs skl2onnx and Ray Data, the peer it is measured against).
 bench-scoring: $(VENV)/.installed-test

@@ -48,7 +48,8 @@ def test_the_gpu_is_read_from_nvml_when_it_answers(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     assert hosts.nvidia_gpu() == {"gpu_name": "NVIDIA H200", "compute_capability": "9.0"}
     assert hosts.gpu_label() == "NVIDIA H200 sm9.0"
-    assert nvml.calls == ["init", "shutdown"]  # NVML released again: nothing held across a fork
+    # Each answer releases NVML again: nothing is held open across the worker's fork.
+    assert nvml.calls and nvml.calls == ["init", "shutdown"] * (len(nvml.calls) // 2)
 
 
 def test_nvidia_smi_answers_when_nvml_cannot(monkeypatch: pytest.MonkeyPatch) -> None:
