@@ -53,6 +53,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             # module-scoped fixtures (a loaded TensorFlow model, its ONNX export) are built once;
             # integration tests spread one by one.
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        if item.nodeid.startswith("tests/deploy/"):
+            item.add_marker(pytest.mark.deploy)  # runs Ansible and the Compose binary
         fixtures = set(getattr(item, "fixturenames", ()))
         params = getattr(getattr(item, "callspec", None), "params", {})
         on_a_server = {"postgresql", "s3"} & set(map(str, params.values()))  # a database or a store
