@@ -121,8 +121,9 @@ def test_an_unreachable_object_store_is_a_service_error(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     store = ObjectStore("s3://nowhere/prefix", tmp_path / "cache")
-    with pytest.raises(ServiceUnavailableError, match="artifact store s3://nowhere/prefix failed"):
+    with pytest.raises(ServiceUnavailableError, match="artifact store s3://nowhere/prefix failed") as raised:
         store.exists("models/a/model.pb")
+    assert raised.value.service == "artifact store" and raised.value.retryable  # an outage: retried
 
 
 @pytest.mark.parametrize("key", ["../escape.pb", "/etc/passwd", "models/../../x", "", "a\\..\\b"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from farm.core.artifacts import ObjectStore, sha256_of
-from farm.core.errors import ArtifactIntegrityError, ServiceUnavailableError
-from tests.conftest import S3Server, free_port
+from farm.core.errors import ArtifactIntegrityError
+from tests.conftest import S3Server
 
 
 @pytest.fixture
@@ -38,16 +38,3 @@ def test_a_programming_error_inside_the_store_is_not_called_an_outage(
     store = ObjectStore(aws_env.url("bugs"), tmp_path / "cache")
     with pytest.raises(AttributeError):
         store.put("model.onnx", "variants/x/model.onnx")  # type: ignore[arg-type]  # a str, not a Path
-
-
-def test_an_unreachable_store_is_a_retryable_artifact_store_outage(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    store = ObjectStore("s3://nowhere/prefix", tmp_path / "cache")
-    with pytest.raises(ServiceUnavailableError) as raised:
-        store.exists("models/a/model.pb")
-    assert raised.value.service == "artifact store" and raised.value.retryable
