@@ -167,9 +167,3 @@ def class_problems(hardware: str) -> list[str]:
     if len(targets) == 1:
         return problems[targets[0].name]
     return [f"{name}: {'; '.join(found)}" for name, found in problems.items()]
-
-
-def servable_classes(wanted: list[str]) -> dict[str, list[str]]:
-    """Each wanted class with why this host cannot serve it (empty: it can)."""
-    return {hardware: class_problems(hardware) for hardware in wanted}
-
