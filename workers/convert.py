@@ -14,7 +14,7 @@ import socket
 import tempfile
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from farm.core.artifacts import open_store, sha256_of
 from farm.core.calibfile import SampleFile, read_samples
-from farm.core.errors import ToolchainMissingError
+from farm.core.errors import ConversionError, ModelError, ToolchainMissingError, first_line
 from farm.core.hosts import describe_cpu
 from farm.core.jobspec import ConvertOptions
 from farm.core.locks import file_lock
@@ -32,7 +32,7 @@ from workers.backends import NATIVE, all_backends, class_problems, native_backen
 from workers.backends.base import Backend
 from workers.benchmark import BenchmarkPlan, Measurement, sweep
 from workers.calibration import Calibration, make_calibration, run_batched
-from workers.runtime import BuiltVariant, Runner
+from workers.runtime import BuiltVariant, Recipe, Runner
 from workers.sources import SourceModel, load_source
 from workers.verify import POLICY_VERSION, Verification, thresholds_for, verify
 
@@ -55,6 +55,37 @@ class PlannedVariant:
     precision: str
     toolchain: str
     cache_key: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A variant built by one recipe and its verdict."""
+
+    recipe: Recipe
+    built: BuiltVariant
+    runner: Runner
+    verification: Verification
+    search_notes: list[str] = field(default_factory=list)  # what the search tried before this one
+
+    @property
+    def outcome(self) -> str:
+        return "passed" if self.verification.passed else f"failed: {self.verification.failures[0]}"
+
+    def with_search_notes(
+        self, attempts: list[Attempt], errors: list[tuple[Recipe, ConversionError]], untried: int
+    ) -> Attempt:
+        """This attempt, its recipe named in its details, and (when more than one recipe was
+        tried) a note saying which and why the others were not kept."""
+        built = replace(self.built, details={**self.built.details, "recipe": self.recipe.name})
+        others = [f"{a.recipe.name} ({a.outcome})" for a in attempts if a is not self]
+        others += [f"{recipe.name} (conversion failed: {first_line(error)})" for recipe, error in errors]
+        if not others:
+            return replace(self, built=built)
+        kept = "passed" if self.verification.passed else "failed least"
+        note = f"recipe {self.recipe.name} ({kept}); also tried: {'; '.join(others)}"
+        if untried > 0:
+            note += f"; {untried} more not tried within FARM_RECIPE_SEARCH_S"
+        return replace(self, built=built, search_notes=[note])
 
 
 @dataclass(frozen=True)
@@ -114,6 +145,8 @@ def cache_key(request: ConversionRequest, backend: str, precision: str, toolchai
         "calibration": options.calib_sha256,
         "evaluation": options.eval_sha256,
         "thresholds": options.threshold_overrides(),
+        "output_kinds": options.output_kinds,
+        "recipe_search": options.search,
         "toolchain": toolchain,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -160,16 +193,20 @@ class VariantBuilder:
     def prepare(self) -> None:
         """Load what every variant of the request shares: the source model, its samples and its
         reference outputs. What fails here fails the whole task, never one precision."""
+        unknown = [name for name in self.request.options.output_kinds if name not in self.source.output_names]
+        if unknown:
+            raise ModelError(
+                f"--output-kind names {', '.join(unknown)}, not an output of the model "
+                f"(it has {', '.join(self.source.output_names)})"
+            )
         _ = self.expected_outputs
 
     def build(self, planned: PlannedVariant) -> VariantOutcome:
-        backend = all_backends()[planned.backend]
         started = time.perf_counter()
-        built = backend.convert(self.source, planned.precision, self.calibration, self.workdir, self.settings)
-        runner = backend.load(built, self.source.output_names)
-        verification = self.verify(runner, planned.precision)
+        chosen = self.search(all_backends()[planned.backend], planned.precision)
+        built, verification = chosen.built, chosen.verification
         verified = time.perf_counter()
-        measurements = self.benchmark(runner, planned)
+        measurements = self.benchmark(chosen.runner, planned)
         benchmarked = time.perf_counter()
         key = self._store(built, planned)
         return VariantOutcome(
@@ -180,7 +217,7 @@ class VariantBuilder:
             size_bytes=_size_of(built.path),
             verification=verification,
             verified_on=self.calibration.verified_on,
-            notes=built.notes + self.calibration.notes_for(planned.precision),
+            notes=built.notes + chosen.search_notes + self.calibration.notes_for(planned.precision),
             measurements=measurements,
             host=socket.gethostname(),
             hardware_description=_hardware_description(built),
@@ -189,10 +226,51 @@ class VariantBuilder:
             signature=signature_of(self.source),
         )
 
+    def search(self, backend: Backend, precision: str) -> Attempt:
+        """Build by the backend's default recipe; while the variant fails verification (and the
+        job allows it, within FARM_RECIPE_SEARCH_S), by its next ones. The first that passes is
+        kept, else the one that failed least. A recipe whose conversion fails is skipped, unless
+        every one does."""
+        recipes = (
+            backend.recipes(precision) if self.request.options.search else backend.recipes(precision)[:1]
+        )
+        deadline = time.monotonic() + self.settings.recipe_search_s
+        attempts: list[Attempt] = []
+        errors: list[tuple[Recipe, ConversionError]] = []
+        for index, recipe in enumerate(recipes):
+            if index and time.monotonic() > deadline:
+                break
+            workdir = self.workdir / f"recipe-{index}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            try:
+                built = backend.convert(
+                    self.source, precision, self.calibration, workdir, self.settings, recipe
+                )
+            except ConversionError as exc:
+                if len(recipes) == 1:
+                    raise
+                errors.append((recipe, exc))
+                continue
+            runner = backend.load(built, self.source.output_names)
+            attempts.append(Attempt(recipe, built, runner, self.verify(runner, precision)))
+            if attempts[-1].verification.passed:
+                break
+        if not attempts:
+            raise errors[0][1]
+        chosen = min(attempts, key=lambda a: (not a.verification.passed, len(a.verification.failures)))
+        return chosen.with_search_notes(attempts, errors, untried=len(recipes) - len(attempts) - len(errors))
+
     def verify(self, runner: Runner, precision: str) -> Verification:
-        overrides = self.request.options.threshold_overrides()
+        options = self.request.options
         return verify_variant(
-            self.source, self.calibration, runner, precision, overrides, self.expected_outputs, self.chunk
+            self.source,
+            self.calibration,
+            runner,
+            precision,
+            options.threshold_overrides(),
+            self.expected_outputs,
+            self.chunk,
+            options.output_kinds,
         )
 
     def benchmark(self, runner: Runner, planned: PlannedVariant) -> list[Measurement]:
@@ -220,6 +298,7 @@ def verify_variant(
     overrides: dict[str, float | None] | None = None,
     expected: list[np.ndarray] | None = None,
     chunk: int = 32,
+    named_kinds: dict[str, str] | None = None,
 ) -> Verification:
     """Run the held-out samples through a variant and judge it against the source's outputs
     (computed here unless ``expected`` holds them already)."""
@@ -227,7 +306,9 @@ def verify_variant(
         expected = run_batched(source.run, calibration.held_out, source.inputs, chunk)
     actual = run_batched(runner, calibration.held_out, source.inputs, chunk)
     thresholds = thresholds_for(precision, overrides or {})
-    return verify(precision, source.output_names, expected, actual, thresholds, calibration.labels)
+    return verify(
+        precision, source.output_names, expected, actual, thresholds, calibration.labels, named_kinds
+    )
 
 
 def signature_of(source: SourceModel) -> dict:

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm.core.errors import ConversionError, first_line
+from workers.runtime import DEFAULT_RECIPE, Recipe
 
 if TYPE_CHECKING:
     import numpy as np
+    import onnx
 
     from workers.calibration import Calibration
+    from workers.sources import SourceModel
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +38,26 @@ class CalibrationReader:
         return next(self._samples, None)
 
 
-def quantize_qdq(source_onnx: Path, calibration: Calibration, target: Path, activations: str) -> Path:
+def quantize_qdq(
+    source_onnx: Path,
+    calibration: Calibration,
+    target: Path,
+    activations: str,
+    recipe: Recipe = DEFAULT_RECIPE,
+) -> Path:
     """Per-channel signed INT8 weights and INT8 activations, stored signed ("s8", what TensorRT
-    takes) or unsigned ("u8").
+    takes) or unsigned ("u8"), by ``recipe`` (CPU_RECIPES).
 
     Both encode one and the same quantization: the calibrated activation scales are equal and the
     u8 zero points are the s8 ones plus 128 (tests/workers/test_quantize.py). What differs is speed:
     ONNX Runtime 1.31 on x86 fuses every u8 Q/DQ pair into integer kernels, but leaves a ResNet50's
     residual Adds and 20 of its 53 convolutions in FP32 when activations are s8 (README, "cpu INT8").
     """
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     prepared = prepare_for_quantization(source_onnx)
+    options = recipe.options
+    kept_in_float = head_nodes(prepared) if options.get("float_head") else []
     try:
         quantize_static(
             str(prepared),
@@ -56,35 +67,143 @@ def quantize_qdq(source_onnx: Path, calibration: Calibration, target: Path, acti
             activation_type=QuantType.QInt8 if activations == "s8" else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            reduce_range=bool(options.get("reduce_range")),
+            calibrate_method=getattr(CalibrationMethod, options.get("calibration", "MinMax")),
+            nodes_to_exclude=kept_in_float,
         )
     except Exception as exc:
         raise ConversionError(f"INT8 quantization failed: {first_line(exc)}") from exc
     return target
 
 
+# The cpu backend's INT8 recipes, in the order a failing variant tries them (workers/convert.py).
+CPU_RECIPES = (
+    DEFAULT_RECIPE,
+    # x86 CPUs without VNNI multiply u8 x s8 pairs into saturating 16-bit sums: 7-bit weights
+    # cannot saturate them (ONNX Runtime's own advice for such CPUs).
+    Recipe("7-bit weights (reduce_range)", {"reduce_range": True}),
+    # A detector's head mixes pixel boxes and 0-1 scores in one tensor: one INT8 scale for it
+    # wipes the scores. Its last weighted layers and what follows them stay FP32.
+    Recipe("output head in FP32", {"float_head": True}),
+    Recipe("output head in FP32, 7-bit weights", {"float_head": True, "reduce_range": True}),
+    Recipe("percentile calibration", {"calibration": "Percentile"}),
+    Recipe("entropy calibration", {"calibration": "Entropy"}),
+)
+
+def kept_in_float(source: SourceModel, recipe: Recipe) -> dict[str, list[str]]:
+    """The variant's details naming the nodes a recipe kept in float: mixed precision, said."""
+    if not recipe.options.get("float_head"):
+        return {}
+    return {"fp32_nodes": head_nodes(prepare_for_quantization(source.onnx()))}
+
+
+def float_notes(details: dict) -> list[str]:
+    nodes = details.get("fp32_nodes")
+    if not nodes:
+        return []
+    listed = ", ".join(nodes[:6]) + (f" and {len(nodes) - 6} more" if len(nodes) > 6 else "")
+    return [f"int8 with {len(nodes)} nodes kept in FP32 (mixed precision): {listed}"]
+
+
+WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+MAX_HEAD_NODES = 64
+
+
+def head_nodes(model_path: Path) -> list[str]:
+    """The output head: walking back from every graph output, each node up to and including the
+    first weighted one (Conv, Gemm, MatMul) on its way. Named for a quantizer's nodes_to_exclude,
+    so the head stays in float: what a detector's boxes-and-scores output needs."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    producer = {output: node for node in graph.node for output in node.output}
+    head: dict[str, None] = {}
+    waiting = [output.name for output in graph.output]
+    while waiting and len(head) < MAX_HEAD_NODES:
+        node = producer.get(waiting.pop())
+        if node is None or node.name in head:
+            continue
+        head[node.name] = None
+        if node.op_type not in WEIGHTED_OPS:
+            waiting += list(node.input)
+    return [name for name in head if name]
+
+
 def prepare_for_quantization(source_onnx: Path) -> Path:
-    """Shape inference and graph clean-up the quantizer needs; the unprepared model if it fails.
+    """The graph as quantizers need it: weights held by Constant nodes moved into initializers,
+    every node named, then ONNX Runtime's shape inference and clean-up (skipped, with a warning,
+    when it cannot handle the model: it still quantizes, less well).
 
     Kept beside the source export, so the cpu and fpga quantizers of one job prepare it once.
     """
+    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     target = source_onnx.with_name(f"{source_onnx.stem}.prepared.onnx")
     if target.exists():
         return target
+    normalised = target.with_name(f".{target.stem}.{os.getpid()}.normalised.onnx")
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    onnx.save(named_nodes(constants_to_initializers(onnx.load(str(source_onnx)))), str(normalised))
     try:
         # When its symbolic shape inference is incomplete, ONNX Runtime saves a debugging copy,
         # sym_shape_infer_temp.onnx, into the working directory: keep it beside the export
         # instead of in the worker's (or a user's) current folder.
         with working_directory(source_onnx.parent):
-            quant_pre_process(str(source_onnx.absolute()), str(partial.absolute()), skip_symbolic_shape=False)
-    except Exception as exc:  # a model the pre-processor cannot handle still quantizes, less well
+            quant_pre_process(str(normalised.absolute()), str(partial.absolute()), skip_symbolic_shape=False)
+    except Exception as exc:
         log.warning("quantization pre-processing skipped: %s", first_line(exc))
         partial.unlink(missing_ok=True)
-        return source_onnx
+        os.replace(normalised, partial)
+    normalised.unlink(missing_ok=True)
     os.replace(partial, target)  # never a half-written file under the name that is reused
     return target
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Float tensors held by Constant nodes (how many exporters store weights) become
+    initializers: quantizers look for weights among initializers only, and left the others in
+    FP32 (an INT8 file came out larger than its FP32 source)."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    kept = []
+    for node in graph.node:
+        tensor = _constant_tensor(node)
+        if tensor is None:
+            kept.append(node)
+            continue
+        initializer = numpy_helper.from_array(numpy_helper.to_array(tensor), node.output[0])
+        graph.initializer.append(initializer)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
+def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The float tensor a Constant node holds in its ``value`` attribute (its one output), if any."""
+    from onnx import TensorProto
+
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+        return None
+    floats = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE)
+    for attribute in node.attribute:
+        if attribute.name == "value" and attribute.t.data_type in floats:
+            return attribute.t
+    return None
+
+
+def named_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every node named (some exporters leave names empty): quantizers exclude nodes by name."""
+    taken = {node.name for node in model.graph.node}
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+    return model
 
 
 @contextmanager

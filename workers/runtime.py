@@ -29,6 +29,19 @@ class BuiltVariant:
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the GPU a TensorRT engine is bound to
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """One way a backend builds a reduced-precision variant: a calibration method, per-channel
+    weights, nodes kept in float. A backend lists its recipes, its default first; when a variant
+    fails verification the next ones are tried (workers/convert.py)."""
+
+    name: str  # what the variant's note says: "entropy calibration", "output head in FP32"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+DEFAULT_RECIPE = Recipe("default")
+
+
 Provider = str | tuple[str, dict[str, str]]  # an ONNX Runtime execution provider, with its options
 
 

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from farm.client.jobs import JobView, task_state_text
 from farm.client.report import ReportRow, build_report
+from farm.core.outputkinds import THIN_EVIDENCE
 
 # In a pipe (scripts, CI logs, tests) rich would wrap at 80 columns; lines stay whole instead.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -103,9 +104,37 @@ def _variant(row: ReportRow) -> str:
 
 
 def _verdict(row: ReportRow) -> str:
+    """pass or FAIL, naming the outputs that failed when the model has several."""
     if row.is_baseline:
         return "baseline"
-    return "[green]pass[/]" if row.passed else "[red]FAIL[/]"
+    if row.passed:
+        return "[green]pass[/]"
+    failed = row.failed_outputs if len(row.outputs) > 1 else []
+    return "[red]FAIL[/]" + (f" {escape(', '.join(failed))}" if failed else "")
+
+
+def _samples(row: ReportRow) -> str:
+    if row.is_baseline or not row.verify_samples:
+        return ""
+    return f"{row.verify_samples} thin" if row.thin_evidence else str(row.verify_samples)
+
+
+def _outputs(row: ReportRow) -> str:
+    """Each output's kind, rule and deciding number."""
+    return "; ".join(_output_summary(output) for output in row.outputs) if not row.is_baseline else ""
+
+
+def _output_summary(output: dict) -> str:
+    kind, rule = output.get("kind", "?"), output.get("rule", "")
+    numbers = ""
+    if kind == "values" and output.get("worst_channel_error") is not None:
+        numbers = f"worst channel {output['worst_channel']}: {output['worst_channel_error']:.2f} of spread"
+    elif kind == "embedding" and output.get("mean_cosine") is not None:
+        numbers = f"cosine {output['mean_cosine']:.4f}"
+    elif output.get("top1_agreement") is not None:
+        numbers = f"agreement {output['top1_agreement']:.1%}, mean err {output.get('mean_error', 0):.2%}"
+    named = " (named)" if output.get("kind_named") else ""
+    return f"{output['name']}: {kind}{named} by {rule}" + (f", {numbers}" if numbers else "")
 
 
 def _accuracy(row: ReportRow) -> str:
@@ -152,7 +181,9 @@ COLUMNS = [
     Column("variant", _variant),
     Column("size", lambda r: _size(r.size_bytes), "right"),
     Column("verdict", _verdict),
+    Column("judged on", _samples, "right"),
     Column("gate", lambda r: "" if r.is_baseline else r.gate, wide_only=True),
+    Column("outputs", _outputs, wide_only=True),
     Column("accuracy", _accuracy, "right"),
     Column("top-1", lambda r: "" if r.is_baseline else _share(r.top1_agreement), "right"),
     Column("mean err", lambda r: "" if r.is_baseline else f"{r.mean_error:.2%}", "right", wide_only=True),
@@ -175,6 +206,12 @@ def _notes(row: ReportRow) -> list[str]:
     notes = []
     if row.failure:
         notes.append(f"{row.backend} {row.precision} failed verification: {row.failure}")
+    if row.thin_evidence:
+        notes.append(
+            f"thin evidence: judged on {row.verify_samples} samples (fewer than {THIN_EVIDENCE}); "
+            f"give --calib with {5 * THIN_EVIDENCE}+ samples (a fifth is held out) "
+            f"or --eval with {THIN_EVIDENCE}+"
+        )
     if row.cached_from is not None:
         notes.append("reused from the cache: an earlier job's variant, verdict and timings")
     notes += row.notes

@@ -13,6 +13,7 @@ from farm.cli.render import console
 from farm.client.jobs import ConvertRequest, submit_convert
 from farm.core.errors import FarmError
 from farm.core.modelfile import parse_tensor_arg
+from farm.core.outputkinds import parse_output_kinds
 from farm.core.settings import get_settings
 
 app = typer.Typer(help="Submit work to the farm.", no_args_is_help=True)
@@ -49,6 +50,34 @@ def convert(
     max_accuracy_drop: float | None = typer.Option(
         None, "--max-accuracy-drop", min=0, max=100, help="fp16/dynamic/int8 with labels: most points lost."
     ),
+    max_channel_error: float | None = typer.Option(
+        None,
+        "--max-channel-error",
+        min=0,
+        help="Values outputs: most RMS error, share of each channel's spread.",
+    ),
+    min_cosine: float | None = typer.Option(
+        None, "--min-cosine", min=-1, max=1, help="Embedding outputs: least mean cosine similarity."
+    ),
+    max_expected_loss: float | None = typer.Option(
+        None,
+        "--max-expected-loss",
+        min=0,
+        max=1,
+        help="Deciding outputs: most accuracy lost were the original's probabilities true, 0..1.",
+    ),
+    max_near_flips: float | None = typer.Option(
+        None, "--max-near-flips", min=0, max=1, help="Deciding outputs: most share flipped or near it, 0..1."
+    ),
+    output_kind: list[str] = typer.Option(
+        [],
+        "--output-kind",
+        help="What an output is, NAME=KIND: classes, binary, sequence, values[:AXIS], embedding "
+        "(default: inferred). Repeat for several.",
+    ),
+    search: bool = typer.Option(
+        True, "--search/--no-search", help="A failing INT8 variant tries its backend's other recipes."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Any variant failing verification fails the job."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when cached variants match."),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until every task ends."),
@@ -65,9 +94,24 @@ def convert(
         "min_top1": min_top1,
         "max_mean_error": max_mean_error,
         "max_accuracy_drop": max_accuracy_drop,
+        "max_channel_error": max_channel_error,
+        "min_cosine": min_cosine,
+        "max_expected_loss": max_expected_loss,
+        "max_near_flips": max_near_flips,
     }
     asked = ConvertRequest(
-        model, hw, tensor_args, outputs, precision, calib, evaluation, thresholds, force, strict
+        model,
+        hw,
+        tensor_args,
+        outputs,
+        precision,
+        calib,
+        evaluation,
+        thresholds,
+        force,
+        strict,
+        output_kinds=parse_output_kinds(output_kind),
+        search=search,
     )
     job = submit_convert(settings, celery_app(), asked)
     console.print(job.id)

@@ -19,7 +19,7 @@ from farm.core.errors import FarmError, ServiceUnavailableError, UsageError, fir
 from farm.core.jobspec import ConvertOptions
 from farm.core.modelfile import TensorArg, TensorSpec, detect_format
 from farm.core.settings import FarmSettings
-from farm.core.signature import model_inputs
+from farm.core.signature import model_inputs, model_outputs
 from farm.core.targets import NATIVE, parse_hardware_list, parse_precisions, refuse_format
 from queues.app import broker_errors
 from queues.names import CONVERT_TASK, queue_for
@@ -42,6 +42,8 @@ class ConvertRequest:
     thresholds: dict[str, float | None] = field(default_factory=dict)  # overrides by THRESHOLD_NAMES
     force: bool = False
     strict: bool = False
+    output_kinds: dict[str, str] = field(default_factory=dict)  # --output-kind, parsed
+    search: bool = True
 
 
 def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -> Job:
@@ -56,6 +58,7 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     for hardware in hardware_classes:
         refuse_format(hardware, model_format.value)  # arm converts TensorFlow models only
     specs = model_inputs(model, model_format, asked.inputs)  # refuses --inputs the model lacks
+    _check_output_kinds(asked, model_outputs(model, model_format))
     _check_sample_files(asked, specs)
     require_broker(settings)
     ensure_schema(settings.database_url)
@@ -66,6 +69,8 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
         precisions=precisions,
         force=asked.force,
         strict=asked.strict,
+        output_kinds=asked.output_kinds,
+        search=asked.search,
         **asked.thresholds,
         **_stored_samples(artifacts, "calib", asked.calib),
         **_stored_samples(artifacts, "eval", asked.evaluation),
@@ -85,6 +90,19 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
         tasks = store.create_job(session, job, hardware_classes, TaskKind.CONVERT.value)
     _send(settings, app, tasks, model_key)
     return job
+
+
+def _check_output_kinds(asked: ConvertRequest, outputs: list[str] | None) -> None:
+    """Refuse an --output-kind for an output the model lacks (where the client can read them)."""
+    known = asked.outputs or outputs
+    if known is None:
+        return
+    unknown = [name for name in asked.output_kinds if name not in known]
+    if unknown:
+        raise UsageError(
+            f"--output-kind names {', '.join(unknown)}, not an output of the model "
+            f"(it has {', '.join(known)})"
+        )
 
 
 def _check_sample_files(asked: ConvertRequest, specs: list[TensorSpec] | None) -> None:

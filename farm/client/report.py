@@ -13,6 +13,7 @@ from typing import Any
 
 from db.models import BenchmarkResult, Variant
 from farm.client.jobs import JobView
+from farm.core.outputkinds import THIN_EVIDENCE
 from farm.core.targets import NATIVE
 
 
@@ -29,6 +30,7 @@ class ReportRow:
     gate: str  # the rule that judged it: tolerance, agreement or accuracy (workers/verify.py)
     verified_on: str  # synthetic, calibration (the held-out part of --calib) or eval (--eval)
     verify_samples: int
+    outputs: list[dict[str, Any]]  # per output: kind, rule, numbers, failures (workers/verify.py)
     max_abs_error: float
     max_rel_error: float
     mean_error: float  # mean |error| over the output's scale
@@ -62,13 +64,25 @@ class ReportRow:
         return self.backend == NATIVE
 
     @property
+    def thin_evidence(self) -> bool:
+        return not self.is_baseline and self.verify_samples < THIN_EVIDENCE
+
+    @property
+    def failed_outputs(self) -> list[str]:
+        return [output["name"] for output in self.outputs if output.get("failures")]
+
+    @property
     def accuracy_change_points(self) -> float | None:
         if self.accuracy is None or self.reference_accuracy is None:
             return None
         return 100 * (self.accuracy - self.reference_accuracy)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "accuracy_change_points": self.accuracy_change_points}
+        return {
+            **asdict(self),
+            "accuracy_change_points": self.accuracy_change_points,
+            "thin_evidence": self.thin_evidence,
+        }
 
 
 ALONE_VS_PAIRED = 0.10  # native alone and native beside its variants differ: its row says so
@@ -98,6 +112,7 @@ def _row(variant: Variant, results: list[BenchmarkResult]) -> ReportRow:
         gate=variant.gate,
         verified_on=variant.verified_on,
         verify_samples=variant.verify_samples,
+        outputs=list(variant.verification),
         max_abs_error=variant.max_abs_error,
         max_rel_error=variant.max_rel_error,
         mean_error=variant.mean_error,

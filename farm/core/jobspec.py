@@ -8,7 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from farm.core.dataset import Dataset, InputMapping
 
 # Thresholds a user may override; None keeps the precision's default (workers/verify.py).
-THRESHOLD_NAMES = ("atol", "rtol", "min_top1", "max_mean_error", "max_accuracy_drop")
+THRESHOLD_NAMES = (
+    "atol",
+    "rtol",
+    "min_top1",
+    "max_mean_error",
+    "max_accuracy_drop",
+    "max_channel_error",
+    "min_cosine",
+)
 
 
 class StoredOptions(BaseModel):
@@ -26,6 +34,14 @@ class ConvertOptions(StoredOptions):
     min_top1: float | None = None
     max_mean_error: float | None = None
     max_accuracy_drop: float | None = None  # percentage points
+    max_channel_error: float | None = None  # values: RMS error over each channel's spread
+    min_cosine: float | None = None  # embeddings: mean cosine similarity
+    max_expected_loss: float | None = (
+        None  # deciding outputs: accuracy lost under the original's probabilities
+    )
+    max_near_flips: float | None = None  # deciding outputs: share flipped or with half their margin gone
+    output_kinds: dict[str, str] = Field(default_factory=dict)  # --output-kind: name -> kind (outputkinds.py)
+    search: bool = True  # a failing reduced-precision variant tries the backend's other recipes
     force: bool = False  # rebuild even when a cached variant matches
     strict: bool = False  # a variant failing verification fails its task
 

@@ -71,6 +71,12 @@ class FarmSettings(BaseSettings):
         default="nonoverflow",
         description="fpga XINT8 power-of-two scales: nonoverflow (from the range) or minmse (slow search).",
     )
+    recipe_search_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long a reduced-precision variant that fails verification may go on trying its "
+        "backend's other recipes; no recipe starts after that (0: the default recipe only).",
+    )
     bench_window_s: float = Field(
         default=0.1, gt=0, description="One benchmark timing window (at least 3 runs)."
     )

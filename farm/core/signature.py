@@ -37,6 +37,15 @@ def model_inputs(path: Path, fmt: ModelFormat, named: list[TensorArg]) -> list[T
     return _applied(declared, named, fmt is not ModelFormat.ONNX)
 
 
+def model_outputs(path: Path, fmt: ModelFormat) -> list[str] | None:
+    """The model's output names where reading them is cheap (ONNX); None elsewhere."""
+    if fmt is not ModelFormat.ONNX:
+        return None
+    import onnx
+
+    return [value.name for value in onnx.load(str(path), load_external_data=False).graph.output]
+
+
 def _applied(declared: list[TensorSpec], named: list[TensorArg], tensorflow: bool) -> list[TensorSpec]:
     by_name = {spec.name: spec for spec in declared}
     shapes = {}

@@ -5,13 +5,15 @@ representative dataset. Production arm workers run on aarch64; the variant is th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.core.errors import ConversionError, UnsupportedModelError, first_line
 from farm.core.targets import TARGETS
 from farm.core.toolchains import import_tensorflow, package_versions
-from workers.backends.base import TargetBackend, unsupported_precision
+from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
+from workers.quantize import float_notes
 from workers.runtime import BuiltVariant, Runner
 
 if TYPE_CHECKING:
@@ -35,25 +37,50 @@ class ArmBackend(TargetBackend):
         calibration: Calibration,
         workdir: Path,
         settings: FarmSettings,
+        recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
         if source.tf_function is None:
             raise UnsupportedModelError("arm variants are converted from TensorFlow models, not ONNX")
         tf = import_tensorflow()
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([source.tf_function()])
-        _configure(tf, converter, precision, calibration)
+        function = source.tf_function()
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+        _configure(tf, converter, precision, calibration, recipe)
+        details: dict = {}
         try:
-            flatbuffer = converter.convert()
+            if recipe.options.get("float_head"):
+                details["fp32_nodes"] = tflite_head(tf, function)
+                flatbuffer = _with_float_nodes(tf, converter, calibration, details["fp32_nodes"])
+            else:
+                flatbuffer = converter.convert()
         except Exception as exc:
             raise ConversionError(f"TFLite {precision} conversion failed: {first_line(exc)}") from exc
         target = workdir / f"model_{precision}.tflite"
         target.write_bytes(flatbuffer)
-        return BuiltVariant(target, "tflite", precision, interpreter_name())
+        if recipe.options.get("int16_activations"):
+            details["int8"] = "int8 weights, int16 activations"
+        return BuiltVariant(target, "tflite", precision, interpreter_name(), float_notes(details), details)
+
+    def recipes(self, precision: str) -> tuple[Recipe, ...]:
+        return ARM_RECIPES if precision == "int8" else (DEFAULT_RECIPE,)
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         return TfliteRunner(variant.path, outputs)
 
 
-def _configure(tf: Any, converter: Any, precision: str, calibration: Calibration) -> None:
+# The arm backend's INT8 recipes, in the order a failing variant tries them (workers/convert.py).
+# TFLite's INT8 weights are per-channel already.
+ARM_RECIPES = (
+    DEFAULT_RECIPE,
+    # 16-bit activations: TFLite's own answer to activations that 8 bits cannot hold; XNNPACK
+    # runs fewer of these kernels, so it is slower than full INT8.
+    Recipe("int16 activations (16x8)", {"int16_activations": True}),
+    # A detector's head (its last weighted layers and what follows) kept in float.
+    Recipe("output head in FP32", {"float_head": True}),
+)
+TFLITE_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
+
+
+def _configure(tf: Any, converter: Any, precision: str, calibration: Calibration, recipe: Recipe) -> None:
     if precision == "fp32":
         return
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -61,12 +88,48 @@ def _configure(tf: Any, converter: Any, precision: str, calibration: Calibration
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
         # Integer-only kernels; inputs and outputs stay float so the variant is a drop-in.
-        converter.representative_dataset = lambda: (
-            list(feed.values()) for feed in calibration.single_samples()
-        )
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = _representative(calibration)
+        int16 = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ops = int16 if recipe.options.get("int16_activations") else tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        converter.target_spec.supported_ops = [ops]
     elif precision != "dynamic":
         raise unsupported_precision("arm", precision)
+
+
+def _representative(calibration: Calibration) -> Callable[[], Iterator[list[np.ndarray]]]:
+    return lambda: (list(feed.values()) for feed in calibration.single_samples())
+
+
+def tflite_head(tf: Any, function: Any) -> list[str]:
+    """The output head of the model as TFLite converts it: the tensors of the ops between each
+    output and the last weighted op on its way (that op included), what TFLite's quantization
+    debugger keeps in float when they are denylisted. ``function``: the model's concrete function."""
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    interpreter = tf.lite.Interpreter(model_content=converter.convert())
+    names = {tensor["index"]: tensor["name"] for tensor in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # the only listing of a model's ops TFLite offers
+    producer = {output: op for op in ops for output in op["outputs"]}
+    head: dict[str, None] = {}
+    waiting = [detail["index"] for detail in interpreter.get_output_details()]
+    seen: set[int] = set()
+    while waiting:
+        op = producer.get(waiting.pop())
+        if op is None or op["index"] in seen:
+            continue
+        seen.add(op["index"])
+        head.update(dict.fromkeys(names[index] for index in op["outputs"]))
+        if op["op_name"] not in TFLITE_WEIGHTED:
+            waiting += [index for index in op["inputs"] if index >= 0]
+    return list(head)
+
+
+def _with_float_nodes(tf: Any, converter: Any, calibration: Calibration, nodes: list[str]) -> bytes:
+    """Full INT8 except ``nodes``, left in float by TFLite's quantization debugger."""
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_representative(calibration), debug_options=options
+    )
+    return bytes(debugger.get_nondebug_quantized_model())
 
 
 def _interpreter_class() -> Any:

@@ -7,14 +7,22 @@ from typing import TYPE_CHECKING, Protocol
 
 from farm.core.hosts import target_problems
 from farm.core.targets import Target
-from workers.runtime import BuiltVariant, Runner
+from workers.runtime import DEFAULT_RECIPE, BuiltVariant, Recipe, Runner
 
 if TYPE_CHECKING:  # numpy and the toolchains stay out of the registry's import (a worker's parent)
     from farm.core.settings import FarmSettings
     from workers.calibration import Calibration
     from workers.sources import SourceModel
 
-__all__ = ["Backend", "BuiltVariant", "Runner", "TargetBackend", "unsupported_precision"]
+__all__ = [
+    "DEFAULT_RECIPE",
+    "Backend",
+    "BuiltVariant",
+    "Recipe",
+    "Runner",
+    "TargetBackend",
+    "unsupported_precision",
+]
 
 
 def unsupported_precision(backend: str, precision: str) -> ValueError:
@@ -46,6 +54,11 @@ class Backend(Protocol):
         a worker's prefork parent too (its start-up description, planning): no CUDA call."""
         ...
 
+    def recipes(self, precision: str) -> tuple[Recipe, ...]:
+        """The ways this backend builds ``precision``, its default first: what a variant that
+        fails verification tries next, in this order."""
+        ...
+
     def convert(
         self,
         source: SourceModel,
@@ -53,9 +66,10 @@ class Backend(Protocol):
         calibration: Calibration,
         workdir: Path,
         settings: FarmSettings,
+        recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
-        """Build one variant of ``source`` at ``precision`` inside ``workdir``, in a pool process
-        (with ``load``, the only place a backend may touch CUDA)."""
+        """Build one variant of ``source`` at ``precision`` by ``recipe`` inside ``workdir``, in a
+        pool process (with ``load``, the only place a backend may touch CUDA)."""
         ...
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
@@ -83,3 +97,6 @@ class TargetBackend:
 
     def host_problems(self) -> list[str]:
         return target_problems(self.target)
+
+    def recipes(self, precision: str) -> tuple[Recipe, ...]:
+        return (DEFAULT_RECIPE,)

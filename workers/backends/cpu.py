@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
-from workers.backends.base import TargetBackend, unsupported_precision
-from workers.quantize import quantize_qdq
+from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
+from workers.quantize import CPU_RECIPES, float_notes, kept_in_float, quantize_qdq
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ class CpuBackend(TargetBackend):
         calibration: Calibration,
         workdir: Path,
         settings: FarmSettings,
+        recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
         import onnxruntime as ort
 
@@ -40,9 +41,13 @@ class CpuBackend(TargetBackend):
         if precision == "int8":
             activations = settings.cpu_int8_activations
             target = workdir / "model_int8.onnx"
-            quantized = quantize_qdq(source.onnx(), calibration, target, activations)
-            return BuiltVariant(quantized, "onnx", "int8", runtime, details={"int8": f"{activations}s8 QDQ"})
+            quantized = quantize_qdq(source.onnx(), calibration, target, activations, recipe)
+            details = {"int8": f"{activations}s8 QDQ", **kept_in_float(source, recipe)}
+            return BuiltVariant(quantized, "onnx", "int8", runtime, float_notes(details), details)
         raise unsupported_precision(self.name, precision)
+
+    def recipes(self, precision: str) -> tuple[Recipe, ...]:
+        return CPU_RECIPES if precision == "int8" else (DEFAULT_RECIPE,)
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         return onnxruntime_runner(variant.path, outputs)

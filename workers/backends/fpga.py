@@ -17,8 +17,14 @@ from typing import TYPE_CHECKING
 from farm.core.errors import ConversionError, first_line
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
-from workers.backends.base import TargetBackend, unsupported_precision
-from workers.quantize import CalibrationReader, prepare_for_quantization
+from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
+from workers.quantize import (
+    CalibrationReader,
+    float_notes,
+    head_nodes,
+    prepare_for_quantization,
+    working_directory,
+)
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
 if TYPE_CHECKING:
@@ -57,16 +63,25 @@ class FpgaBackend(TargetBackend):
         calibration: Calibration,
         workdir: Path,
         settings: FarmSettings,
+        recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
         if precision != "int8":
             raise unsupported_precision(self.name, precision)
         target = workdir / "model_xint8.onnx"
         prepared = prepare_for_quantization(source.onnx())
-        method = settings.fpga_calibration
-        _quantize_xint8(prepared, calibration, target, method)
-        notes = [] if has_vitis_provider() else [NO_DPU_NOTE]
-        details = {"quantizer": f"amd-quark XINT8, {method} power-of-two calibration"}
+        method = recipe.options.get("method", settings.fpga_calibration)
+        excluded = head_nodes(prepared) if recipe.options.get("float_head") else []
+        _quantize_xint8(prepared, calibration, target, method, excluded, recipe.options.get("fast_finetune"))
+        details: dict = {"quantizer": f"amd-quark XINT8, {method} power-of-two calibration"}
+        if excluded:
+            details["fp32_nodes"] = excluded  # run by the CPU beside the DPU
+        if recipe.options.get("fast_finetune"):
+            details["quantizer"] += ", AdaQuant fast finetune"
+        notes = ([] if has_vitis_provider() else [NO_DPU_NOTE]) + float_notes(details)
         return BuiltVariant(target, "onnx", "int8", _runtime_name(), notes, details)
+
+    def recipes(self, precision: str) -> tuple[Recipe, ...]:
+        return FPGA_RECIPES
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         if has_vitis_provider():  # ONNX Runtime runs what the DPU cannot on its CPU provider
@@ -75,18 +90,48 @@ class FpgaBackend(TargetBackend):
         return onnxruntime_runner(variant.path, outputs, as_written=True)
 
 
-def _quantize_xint8(source_onnx: Path, calibration: Calibration, target: Path, method: str) -> None:
+# The fpga backend's recipes, in the order a failing variant tries them (workers/convert.py). The
+# DPU takes per-tensor power-of-two scales only, so no per-channel recipe; what it cannot run well
+# (a detector's head) runs on the CPU beside it, as the Vitis AI flow partitions a graph.
+FPGA_RECIPES = (
+    DEFAULT_RECIPE,  # FARM_FPGA_CALIBRATION's method
+    Recipe("MinMSE power-of-two calibration", {"method": "minmse"}),
+    Recipe("output head in FP32", {"float_head": True}),
+    Recipe("output head in FP32, MinMSE calibration", {"float_head": True, "method": "minmse"}),
+    # Fast finetune learns each layer's rounding on the calibration samples: the slowest recipe
+    # (seconds on a small CNN, minutes on a ResNet50), so the last, and bounded by the search's time.
+    Recipe(
+        "MinMSE calibration, AdaQuant fast finetune",
+        {"method": "minmse", "fast_finetune": {"NumIterations": 200}},
+    ),
+)
+
+
+def _quantize_xint8(
+    source_onnx: Path,
+    calibration: Calibration,
+    target: Path,
+    method: str,
+    excluded: list[str] | None = None,
+    fast_finetune: dict | None = None,
+) -> None:
     from quark.onnx import ModelQuantizer, PowerOfTwoMethod
     from quark.onnx.quantization.config import Config, get_default_config
+    from quark.onnx.quantization.config.custom_config import DEFAULT_ADAQUANT_PARAMS
 
     xint8 = get_default_config("XINT8")
     xint8.calibrate_method = getattr(PowerOfTwoMethod, QUARK_METHODS[method])
     # Its summary is a table on stdout plus a quantized_info.csv appended to the working directory.
     xint8.print_summary = False
+    if excluded:
+        xint8.nodes_to_exclude = list(excluded)
+    if fast_finetune:
+        xint8.include_fast_ft = True
+        xint8.extra_options["FastFinetune"] = {**DEFAULT_ADAQUANT_PARAMS, **fast_finetune}
     quantizer = ModelQuantizer(Config(global_quant_config=xint8))
     try:
         # Quark prints progress bars and summaries on stdout; the worker's log stays readable.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with working_directory(target.parent), contextlib.redirect_stdout(io.StringIO()):
             quantizer.quantize_model(str(source_onnx), str(target), CalibrationReader(calibration))
     except Exception as exc:
         raise ConversionError(f"Quark XINT8 quantization failed: {first_line(exc)}") from exc

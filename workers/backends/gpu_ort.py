@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from farm.core.hosts import gpu_label, nvidia_gpu
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
-from workers.backends.base import TargetBackend, unsupported_precision
+from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
 from workers.quantize import to_fp16
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
@@ -59,6 +59,7 @@ class OrtCudaBackend(TargetBackend):
         calibration: Calibration,
         workdir: Path,
         settings: FarmSettings,
+        recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
         target = workdir / f"model_{precision}.onnx"
         if precision == "fp32":

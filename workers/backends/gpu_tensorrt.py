@@ -36,7 +36,7 @@ from farm.core.errors import ConversionError
 from farm.core.hosts import gpu_label
 from farm.core.targets import TARGETS
 from farm.core.toolchains import package_versions
-from workers.backends.base import TargetBackend, unsupported_precision
+from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
 from workers.quantize import quantize_qdq, to_fp16
 from workers.runtime import BuiltVariant, Runner
 
@@ -130,6 +130,7 @@ class TensorRTBackend(TargetBackend):
         calibration: Calibration,
         workdir: Path,
         settings: FarmSettings,
+        recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
         onnx_path = engine_onnx(source, precision, calibration, workdir)
         identity = host_identity()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
-from workers.backends.base import TargetBackend
+from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend
 from workers.runtime import BuiltVariant, Runner
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class NativeBackend(TargetBackend):
         calibration: Calibration,
         workdir: Path,
         settings: FarmSettings,
+        recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
         self._source = source  # only the current task's source stays referenced
         return BuiltVariant(source.path, source.framework, "fp32", source.runtime)
