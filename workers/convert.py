@@ -14,6 +14,7 @@ import socket
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -227,38 +228,18 @@ class VariantBuilder:
         )
 
     def search(self, backend: Backend, precision: str) -> Attempt:
-        """Build by the backend's default recipe; while the variant fails verification (and the
-        job allows it, within FARM_RECIPE_SEARCH_S), by its next ones. The first that passes is
-        kept, else the one that failed least. A recipe whose conversion fails is skipped, unless
-        every one does."""
-        recipes = (
-            backend.recipes(precision) if self.request.options.search else backend.recipes(precision)[:1]
+        allowed = self.request.options.search
+        recipes = backend.recipes(precision) if allowed else backend.recipes(precision)[:1]
+        return search_recipes(
+            recipes,
+            lambda recipe, workdir: backend.convert(
+                self.source, precision, self.calibration, workdir, self.settings, recipe
+            ),
+            lambda built: backend.load(built, self.source.output_names),
+            lambda runner: self.verify(runner, precision),
+            self.workdir,
+            self.settings.recipe_search_s,
         )
-        deadline = time.monotonic() + self.settings.recipe_search_s
-        attempts: list[Attempt] = []
-        errors: list[tuple[Recipe, ConversionError]] = []
-        for index, recipe in enumerate(recipes):
-            if index and time.monotonic() > deadline:
-                break
-            workdir = self.workdir / f"recipe-{index}"
-            workdir.mkdir(parents=True, exist_ok=True)
-            try:
-                built = backend.convert(
-                    self.source, precision, self.calibration, workdir, self.settings, recipe
-                )
-            except ConversionError as exc:
-                if len(recipes) == 1:
-                    raise
-                errors.append((recipe, exc))
-                continue
-            runner = backend.load(built, self.source.output_names)
-            attempts.append(Attempt(recipe, built, runner, self.verify(runner, precision)))
-            if attempts[-1].verification.passed:
-                break
-        if not attempts:
-            raise errors[0][1]
-        chosen = min(attempts, key=lambda a: (not a.verification.passed, len(a.verification.failures)))
-        return chosen.with_search_notes(attempts, errors, untried=len(recipes) - len(attempts) - len(errors))
 
     def verify(self, runner: Runner, precision: str) -> Verification:
         options = self.request.options
@@ -288,6 +269,42 @@ class VariantBuilder:
         r = self.request
         key = f"variants/{r.job_id}/{r.hardware}/{planned.backend}-{planned.precision}/{built.path.name}"
         return self.store.put(built.path, key)
+
+
+def search_recipes(
+    recipes: tuple[Recipe, ...],
+    build: Callable[[Recipe, Path], BuiltVariant],
+    load: Callable[[BuiltVariant], Runner],
+    judge: Callable[[Runner], Verification],
+    workdir: Path,
+    budget_s: float,
+) -> Attempt:
+    """Build by the first recipe; while the variant fails verification, by the next ones, none
+    started after ``budget_s``. The first that passes is kept, else the one that failed least. A
+    recipe whose conversion fails is skipped, unless every one does."""
+    deadline = time.monotonic() + budget_s
+    attempts: list[Attempt] = []
+    errors: list[tuple[Recipe, ConversionError]] = []
+    for index, recipe in enumerate(recipes):
+        if index and time.monotonic() > deadline:
+            break
+        folder = workdir / f"recipe-{index}"
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            built = build(recipe, folder)
+        except ConversionError as exc:
+            if len(recipes) == 1:
+                raise
+            errors.append((recipe, exc))
+            continue
+        runner = load(built)
+        attempts.append(Attempt(recipe, built, runner, judge(runner)))
+        if attempts[-1].verification.passed:
+            break
+    if not attempts:
+        raise errors[0][1]
+    chosen = min(attempts, key=lambda a: (not a.verification.passed, len(a.verification.failures)))
+    return chosen.with_search_notes(attempts, errors, untried=len(recipes) - len(attempts) - len(errors))
 
 
 def verify_variant(
