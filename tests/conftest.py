@@ -194,7 +194,7 @@ def farm_environment(home: Path, broker_url: str, database_url: str) -> dict[str
         FARM_BENCH_WINDOW_S="0.02",
         FARM_BENCH_SECONDS="0.2",
         FARM_BENCH_MAX_BATCH="4",
-        FARM_CALIB_SAMPLES="8",
+        FARM_CALIB_SAMPLES="32",  # the default: fewer miss a detector's ranges
         FARM_VERIFY_SAMPLES="8",
         FARM_CONFIG=str(home / "absent.toml"),
         FARM_FLOWER_PORT=str(free_port()),  # `farm up` starts Flower: never on a port another test holds

@@ -84,7 +84,7 @@ class Attempt:
             return replace(self, built=built)
         kept = "passed" if self.verification.passed else "failed least"
         note = f"recipe {self.recipe.name} ({kept}); also tried: {'; '.join(others)}"
-        if untried > 0:
+        if untried > 0 and not self.verification.passed:
             note += f"; {untried} more not tried within FARM_RECIPE_SEARCH_S"
         return replace(self, built=built, search_notes=[note])
 

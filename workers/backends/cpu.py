@@ -42,7 +42,8 @@ class CpuBackend(TargetBackend):
             activations = settings.cpu_int8_activations
             target = workdir / "model_int8.onnx"
             quantized = quantize_qdq(source.onnx(), calibration, target, activations, recipe)
-            details = {"int8": f"{activations}s8 QDQ", **kept_in_float(source, recipe)}
+            weights = recipe.options.get("weights", "s8")
+            details = {"int8": f"{activations}{weights} QDQ", **kept_in_float(source, recipe)}
             return BuiltVariant(quantized, "onnx", "int8", runtime, float_notes(details), details)
         raise unsupported_precision(self.name, precision)
 

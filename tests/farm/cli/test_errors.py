@@ -160,6 +160,11 @@ def test_a_gpu_worker_on_a_host_without_tensorrt_or_gpu_refuses_to_start(sqlite_
         (["--calib", "complex.npy"], 2, "complex.npy: expected numbers, one sample per row"),
         (["--calib", "twonames.npz"], 2, "has no array for input image:0 (it has: a, b)"),
         (["--eval", "wrongshape.npz"], 2, "--eval file wrongshape.npz: samples for input image:0 have shape"),
+        (["--output-kind", "scores"], 2, "--output-kind wants NAME=KIND, not 'scores'"),
+        (["--output-kind", "y=boxes"], 2, "--output-kind y: unknown kind 'boxes' (one of classes, binary,"),
+        (["--output-kind", "y=classes:1"], 2, "--output-kind y: only values take a channel axis"),
+        (["--output-kind", "y=values:0"], 2, "axis 0 is the batch, not a channel axis"),
+        (["--output-kind", "y=values", "--output-kind", "y=classes"], 2, "names output y twice"),
     ],
 )
 def test_bad_conversion_options_are_refused(
@@ -210,6 +215,16 @@ def test_inputs_the_model_does_not_have_are_refused_on_the_client(
         "submit", "convert", str(sample_models[model]), "--hw", "cpu", "--inputs", inputs
     )
     assert_refused(result, 2, fragment)
+    _assert_nothing_written(sqlite_farm)
+
+
+def test_an_output_kind_for_an_output_the_model_lacks_is_refused_on_the_client(
+    sqlite_farm: Farm, sample_models: dict[str, Path]
+) -> None:
+    result = sqlite_farm.cli(
+        "submit", "convert", str(sample_models["onnx"]), "--hw", "cpu", "--output-kind", "boxes=values"
+    )
+    assert_refused(result, 2, "--output-kind names boxes, not an output of the model (it has ")
     _assert_nothing_written(sqlite_farm)
 
 
