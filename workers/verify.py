@@ -46,6 +46,9 @@ MAX_UNORDERED_PAIRS = 0.10
 PAIRS = 4_000  # pairs of values drawn per channel to count reversals
 SEED = 20261202
 COLLAPSED_SPREAD = 0.01  # a variant channel with less than 1% of the original's spread is constant
+# In class scores, a channel whose spread is under 5% of the output's scale is not judged on its
+# own: an INT8 step of a softmax is 0.4% of it, so such a channel's spread is a few steps.
+HOMOGENEOUS_VARIES = 0.05
 LISTED_CHANNELS = 8  # failures name at most this many channels
 
 
@@ -428,13 +431,13 @@ def _channel_measures(expected: np.ndarray, actual: np.ndarray, axis: int | None
     collapsed (constant here, varying there) and channels whose order the variant lost.
 
     A channel "varies" when its spread counts: in a homogeneous output (class scores, an
-    embedding) against the output's scale, so a class that never scores above 0.001 may round to
-    zero; in values, against the channel's own magnitude, since a mixed tensor's small-valued
-    channels (scores beside pixel boxes) matter as much as its large ones."""
+    embedding) against the output's scale (HOMOGENEOUS_VARIES), so a class no sample scores may
+    round to zero; in values, against the channel's own magnitude, since a mixed tensor's
+    small-valued channels (scores beside pixel boxes) matter as much as its large ones."""
     want, got = _by_channel(expected, axis), _by_channel(actual, axis)
     spread = want.std(axis=0)
     magnitude = np.abs(want).max(axis=0, initial=0.0)
-    floor = 0.01 * magnitude.max(initial=0.0) if homogeneous else 1e-4 * magnitude
+    floor = HOMOGENEOUS_VARIES * magnitude.max(initial=0.0) if homogeneous else 1e-4 * magnitude
     varies = spread > np.maximum(floor, TINY)
     # A channel (nearly) constant in the original (padding, a fixed prior) is judged against a
     # hundredth of the whole output's spread instead: its own is zero.
@@ -446,8 +449,8 @@ def _channel_measures(expected: np.ndarray, actual: np.ndarray, axis: int | None
     disordered = judged & (unordered > MAX_UNORDERED_PAIRS)
     # In class scores a channel that never varies (a class no sample scores) is not judged on its
     # own spread: rounding it to the nearest INT8 step is no harm.
-    judged_error = relative if not homogeneous else np.where(varies, relative, 0.0)
-    worst = int(np.argmax(judged_error)) if relative.size else None
+    candidates = np.flatnonzero(varies) if homogeneous else np.arange(relative.size)
+    worst = int(candidates[np.argmax(relative[candidates])]) if candidates.size else None
     return {
         "channels": int(want.shape[1]),
         "worst_channel": worst,
