@@ -90,6 +90,8 @@ def report_view(rows: list[ReportRow], title: str = "variants", wide: bool = Fal
     parts: list[RenderableType] = [table]
     if not wide:
         parts += [_wrapped(f"{number}. {text}", indent=3) for text, number in notes.items()]
+    elif any(row.outputs for row in rows if not row.is_baseline):
+        parts.append(outputs_table(rows))
     if any(row.verified_on == "synthetic" for row in rows):
         parts.append(_wrapped(SYNTHETIC_VERDICTS))
     return Group(*parts)
@@ -119,22 +121,45 @@ def _samples(row: ReportRow) -> str:
     return f"{row.verify_samples} thin" if row.thin_evidence else str(row.verify_samples)
 
 
-def _outputs(row: ReportRow) -> str:
-    """Each output's kind, rule and deciding number."""
-    return "; ".join(_output_summary(output) for output in row.outputs) if not row.is_baseline else ""
+def outputs_table(rows: list[ReportRow]) -> Table:
+    """Each variant's verdict output by output: the kind, the rule that judged it, the numbers
+    that decided, and why it failed (``--wide``)."""
+    table = Table(title="outputs", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for header in ("hw", "variant", "output", "kind", "rule", "deciding numbers", "failures"):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        for output in [] if row.is_baseline else row.outputs:
+            named = " (named)" if output.get("kind_named") else ""
+            failures = "; ".join(output.get("failures", []))
+            table.add_row(
+                row.hardware,
+                _variant(row),
+                escape(output["name"]),
+                f"{output.get('kind', '?')}{named}",
+                output.get("rule", ""),
+                _deciding_numbers(output),
+                f"[red]{escape(failures)}[/]" if failures else "[green]pass[/]",
+            )
+    return table
 
 
-def _output_summary(output: dict) -> str:
-    kind, rule = output.get("kind", "?"), output.get("rule", "")
-    numbers = ""
-    if kind == "values" and output.get("worst_channel_error") is not None:
-        numbers = f"worst channel {output['worst_channel']}: {output['worst_channel_error']:.2f} of spread"
-    elif kind == "embedding" and output.get("mean_cosine") is not None:
-        numbers = f"cosine {output['mean_cosine']:.4f}"
-    elif output.get("top1_agreement") is not None:
-        numbers = f"agreement {output['top1_agreement']:.1%}, mean err {output.get('mean_error', 0):.2%}"
-    named = " (named)" if output.get("kind_named") else ""
-    return f"{output['name']}: {kind}{named} by {rule}" + (f", {numbers}" if numbers else "")
+def _deciding_numbers(output: dict) -> str:
+    numbers = []
+    if output.get("top1_agreement") is not None:
+        numbers.append(f"agreement {output['top1_agreement']:.1%}")
+    if output.get("expected_loss") is not None:
+        numbers.append(f"expected loss {output['expected_loss']:.1%}")
+    if output.get("near_flips") is not None:
+        numbers.append(f"near flips {output['near_flips']:.0%}")
+    if output.get("mean_cosine") is not None:
+        numbers.append(f"cosine {output['mean_cosine']:.4f}")
+    if output.get("worst_channel_error") is not None:
+        numbers.append(
+            f"worst channel {output['worst_channel']}: {output['worst_channel_error']:.2f} of spread"
+        )
+    if output.get("max_unordered_pairs"):
+        numbers.append(f"order lost {output['max_unordered_pairs']:.0%}")
+    return ", ".join(numbers)
 
 
 def _accuracy(row: ReportRow) -> str:
@@ -183,7 +208,6 @@ COLUMNS = [
     Column("verdict", _verdict),
     Column("judged on", _samples, "right"),
     Column("gate", lambda r: "" if r.is_baseline else r.gate, wide_only=True),
-    Column("outputs", _outputs, wide_only=True),
     Column("accuracy", _accuracy, "right"),
     Column("top-1", lambda r: "" if r.is_baseline else _share(r.top1_agreement), "right"),
     Column("mean err", lambda r: "" if r.is_baseline else f"{r.mean_error:.2%}", "right", wide_only=True),
