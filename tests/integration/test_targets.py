@@ -49,6 +49,8 @@ def test_one_job_builds_verifies_and_compares_every_local_target(
     for row in rows:
         assert row["passed"] and row["failure"] is None, row
         assert row["verified_on"] == "calibration" and row["verify_samples"] == 251  # a fifth of 1,257
+        assert [(o["kind"], o["rule"]) for o in row["outputs"]] == [("classes", row["gate"])]
+        assert not row["thin_evidence"]
         assert row["accuracy"] > 0.9 and abs(row["accuracy_change_points"]) <= 1, row
         assert row["gate"] == ("accuracy" if row["precision"] in ("fp16", "dynamic", "int8") else "tolerance")
         assert row["p50_ms"] > 0 and row["p99_ms"] >= row["p50_ms"] and row["throughput_per_s"] > 0

@@ -96,3 +96,42 @@ def test_a_row_is_unsettled_only_when_the_timings_it_shows_are() -> None:
     assert next(r for r in build_report(view) if r.variant_id == 2).stable
     hidden.throughput_per_s = 1e6  # now it is the best throughput the row shows
     assert not next(r for r in build_report(view) if r.variant_id == 2).stable
+
+
+def _two_output_view(samples: int) -> JobView:
+    boxes = {"name": "boxes", "kind": "values", "rule": "agreement", "worst_channel": 5, "failures": []}
+    boxes |= {"worst_channel_error": 1.3, "failures": ["channels 4, 5 (axis 2) constant in the variant"]}
+    scores = {"name": "scores", "kind": "classes", "kind_named": True, "rule": "agreement", "failures": []}
+    scores |= {"top1_agreement": 0.99, "expected_loss": 0.002, "near_flips": 0.03}
+    failure = "boxes: channels 4, 5 (axis 2) constant in the variant"
+    variants = [
+        _variant(1, "cpu", "native", "fp32", gate="tolerance"),
+        _variant(2, "cpu", "cpu", "int8", passed=False, failure=failure, verify_samples=samples,
+                 verification=[boxes, scores]),
+    ]  # fmt: skip
+    job = Job(id="j", kind="convert", model_name="m.pb", model_key="k", model_sha256="s", model_format="pb")
+    return JobView(job, [Task(id="t", job_id="j", hardware="cpu", kind="convert")], variants, {})
+
+
+def test_the_output_that_failed_is_named_and_thin_evidence_is_said() -> None:
+    console = Console(width=200, record=True, highlight=False)
+    console.print(report_view(build_report(_two_output_view(samples=16)), "job j"))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= REPORT_WIDTH, "\n".join(lines)
+    [row] = [line for line in lines if "cpu onnx int8" in line]
+    assert "FAIL boxes" in row and "16 thin" in row
+    text = "\n".join(lines)
+    assert "thin evidence: judged on 16 samples (fewer than 50)" in text
+    [json_row] = [r.to_json() for r in build_report(_two_output_view(samples=60)) if r.precision == "int8"]
+    assert json_row["thin_evidence"] is False and [o["name"] for o in json_row["outputs"]] == [
+        "boxes",
+        "scores",
+    ]
+
+
+def test_wide_shows_each_output_with_its_kind_rule_and_numbers() -> None:
+    console = Console(width=220, record=True, highlight=False)
+    console.print(report_view(build_report(_two_output_view(samples=60)), "job j", wide=True))
+    text = console.export_text()
+    assert "worst channel 5: 1.30 of spread" in text and "constant in the variant" in text
+    assert "classes (named)" in text and "agreement 99.0%, expected loss 0.2%, near flips 3%" in text
