@@ -106,19 +106,16 @@ def _variant(row: ReportRow) -> str:
 
 
 def _verdict(row: ReportRow) -> str:
-    """pass or FAIL, naming the outputs that failed when the model has several."""
+    """pass or FAIL, naming the outputs that failed when the model has several, and n=, the
+    samples that judged it ("thin" when they are too few to say much)."""
     if row.is_baseline:
         return "baseline"
-    if row.passed:
-        return "[green]pass[/]"
-    failed = row.failed_outputs if len(row.outputs) > 1 else []
-    return "[red]FAIL[/]" + (f" {escape(', '.join(failed))}" if failed else "")
-
-
-def _samples(row: ReportRow) -> str:
-    if row.is_baseline or not row.verify_samples:
-        return ""
-    return f"{row.verify_samples} thin" if row.thin_evidence else str(row.verify_samples)
+    failed = row.failed_outputs if len(row.outputs) > 1 and not row.passed else []
+    verdict = (
+        "[green]pass[/]" if row.passed else "[red]FAIL[/]" + "".join(f" {escape(name)}" for name in failed)
+    )
+    evidence = f" n={row.verify_samples}" if row.verify_samples else ""
+    return verdict + evidence + (" thin" if row.thin_evidence else "")
 
 
 def outputs_table(rows: list[ReportRow]) -> Table:
@@ -206,7 +203,6 @@ COLUMNS = [
     Column("variant", _variant),
     Column("size", lambda r: _size(r.size_bytes), "right"),
     Column("verdict", _verdict),
-    Column("judged on", _samples, "right"),
     Column("gate", lambda r: "" if r.is_baseline else r.gate, wide_only=True),
     Column("accuracy", _accuracy, "right"),
     Column("top-1", lambda r: "" if r.is_baseline else _share(r.top1_agreement), "right"),

@@ -119,7 +119,7 @@ def test_the_output_that_failed_is_named_and_thin_evidence_is_said() -> None:
     lines = console.export_text().splitlines()
     assert max(len(line) for line in lines) <= REPORT_WIDTH, "\n".join(lines)
     [row] = [line for line in lines if "cpu onnx int8" in line]
-    assert "FAIL boxes" in row and "16 thin" in row
+    assert "FAIL boxes n=16 thin" in row
     text = "\n".join(lines)
     assert "thin evidence: judged on 16 samples (fewer than 50)" in text
     [json_row] = [r.to_json() for r in build_report(_two_output_view(samples=60)) if r.precision == "int8"]
