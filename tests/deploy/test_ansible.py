@@ -8,6 +8,7 @@ import grp
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "farm_group": grp.getgrgid(os.getgid()).gr_name,
                 "farm_start_services": False,
                 "farm_python": sys.executable,
-                "farm_package": str(ROOT),  # this checkout; its dependencies are this test's own
+                "farm_package": str(_source_copy(root)),  # this checkout; its dependencies are the test's
                 "farm_pip_extra_args": "--no-deps",
                 "farm_control_host": "control.test",
                 "farm_cuda_visible_devices": "0",
@@ -76,6 +77,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = ansible("ansible-playbook", "-i", str(root / "inventory.json"), str(playbook), cwd=root)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return root
+
+
+def _source_copy(root: Path) -> Path:
+    """This checkout without its environments and caches: pip builds a source folder in place (its
+    build/ folder), and a stale or concurrent build there breaks the next one."""
+    skipped = shutil.ignore_patterns(
+        ".git", ".venv", ".farm", "build", "*.egg-info", "__pycache__", ".*_cache"
+    )
+    return Path(shutil.copytree(ROOT, root / "source", ignore=skipped))
 
 
 def _unit(root: Path, hardware: str) -> dict[str, list[str]]:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
+from farm.samples import write_mlp_onnx
 from workers.calibration import Calibration, run_batched
-from workers.quantize import prepare_for_quantization, quantize_qdq
+from workers.quantize import constants_to_initializers, head_nodes, prepare_for_quantization, quantize_qdq
 from workers.runtime import onnxruntime_runner
 from workers.sources import SourceModel
 
@@ -88,3 +89,43 @@ def test_the_prepared_model_is_made_once_beside_the_export(
     assert prepare_for_quantization(source.onnx()) == prepared
     assert prepared.stat().st_mtime_ns == made
     assert not list(prepared.parent.glob(".*.tmp"))
+
+
+def _with_constant_weights(source: Path, target: Path) -> Path:
+    """The model with every initializer moved into a Constant node, as many exporters write them."""
+    model = onnx.load(str(source))
+    constants = [helper.make_node("Constant", [], [t.name], value=t) for t in model.graph.initializer]
+    del model.graph.initializer[:]
+    nodes = constants + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(target))
+    return target
+
+
+def _mlp_calibration() -> Calibration:
+    rng = np.random.default_rng(2)
+    samples = rng.normal(0, 1, (32, 20)).astype(np.float32)
+    held_out = rng.normal(0, 1, (16, 20)).astype(np.float32)
+    return Calibration(
+        {"features": samples}, {"features": held_out}, synthetic=False, verified_on="calibration"
+    )
+
+
+def test_weights_held_by_constant_nodes_are_quantized_like_initializers(tmp_path: Path) -> None:
+    mlp = write_mlp_onnx(tmp_path / "mlp.onnx", hidden=256)
+    constant = _with_constant_weights(mlp, tmp_path / "constants.onnx")
+    moved = constants_to_initializers(onnx.load(str(constant)))
+    assert [n.op_type for n in moved.graph.node] == ["Gemm", "Relu", "Gemm", "Softmax"]
+    assert sorted(t.name for t in moved.graph.initializer) == ["b1", "b2", "w1", "w2"]
+    int8 = quantize_qdq(constant, _mlp_calibration(), tmp_path / "int8.onnx", "u8")
+    weights = [t for t in onnx.load(str(int8)).graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert sorted(t.dims[0] * t.dims[1] for t in weights if len(t.dims) == 2) == [256 * 10, 20 * 256]
+    assert int8.stat().st_size < constant.stat().st_size / 2  # before: larger than the FP32 file
+
+
+def test_the_output_head_is_every_node_back_to_the_last_weighted_one(tmp_path: Path) -> None:
+    prepared = prepare_for_quantization(write_mlp_onnx(tmp_path / "mlp.onnx"))
+    ops = {node.name: node.op_type for node in onnx.load(str(prepared)).graph.node}
+    assert all(ops)  # every node named, so a quantizer can exclude it
+    assert sorted(ops[name] for name in head_nodes(prepared)) == ["Gemm", "Softmax"]
