@@ -23,7 +23,7 @@ import numpy as np
 
 from farm.core.artifacts import open_store, sha256_of
 from farm.core.calibfile import SampleFile, read_samples
-from farm.core.errors import ConversionError, ModelError, ToolchainMissingError, first_line
+from farm.core.errors import FarmError, ModelError, ToolchainMissingError, first_line
 from farm.core.hosts import describe_cpu
 from farm.core.jobspec import ConvertOptions
 from farm.core.locks import file_lock
@@ -66,20 +66,26 @@ class Attempt:
     built: BuiltVariant
     runner: Runner
     verification: Verification
-    search_notes: list[str] = field(default_factory=list)  # what the search tried before this one
+    search_notes: list[str] = field(default_factory=list)  # what the search tried besides this one
 
     @property
     def outcome(self) -> str:
         return "passed" if self.verification.passed else f"failed: {self.verification.failures[0]}"
 
-    def with_search_notes(
-        self, attempts: list[Attempt], errors: list[tuple[Recipe, ConversionError]], untried: int
-    ) -> Attempt:
-        """This attempt, its recipe named in its details, and (when more than one recipe was
-        tried) a note saying which and why the others were not kept."""
+    @property
+    def rank(self) -> tuple[bool, bool, int]:
+        """Smaller is better: passing first; then a variant whose outputs are not broken (NaN,
+        a wrong shape, a collapsed channel) over one that is; then the fewer failures."""
+        broken = any(
+            c.nan_count or c.inf_count or c.collapsed_channels or not c.shape_matches
+            for c in self.verification.outputs
+        )
+        return (not self.verification.passed, broken, len(self.verification.failures))
+
+    def kept(self, others: list[str], untried: int) -> Attempt:
+        """This attempt as the one kept: its recipe named in its details and, when others were
+        tried, a note saying which and why they were not kept."""
         built = replace(self.built, details={**self.built.details, "recipe": self.recipe.name})
-        others = [f"{a.recipe.name} ({a.outcome})" for a in attempts if a is not self]
-        others += [f"{recipe.name} (conversion failed: {first_line(error)})" for recipe, error in errors]
         if not others:
             return replace(self, built=built)
         kept = "passed" if self.verification.passed else "failed least"
@@ -280,11 +286,14 @@ def search_recipes(
     budget_s: float,
 ) -> Attempt:
     """Build by the first recipe; while the variant fails verification, by the next ones, none
-    started after ``budget_s``. The first that passes is kept, else the one that failed least. A
-    recipe whose conversion fails is skipped, unless every one does."""
+    started after ``budget_s``. The first that passes is kept, else the one that failed least
+    (Attempt.rank). A recipe the model or the runtime cannot take (its build, load or run raises)
+    is noted and skipped, unless every one does; an infrastructure error ends the search. Only
+    the best attempt so far keeps its runner (a loaded model) alive."""
     deadline = time.monotonic() + budget_s
-    attempts: list[Attempt] = []
-    errors: list[tuple[Recipe, ConversionError]] = []
+    best: Attempt | None = None
+    tried: list[tuple[str, str]] = []  # (recipe, what became of it), in the order tried
+    first_error: Exception | None = None
     for index, recipe in enumerate(recipes):
         if index and time.monotonic() > deadline:
             break
@@ -292,19 +301,24 @@ def search_recipes(
         folder.mkdir(parents=True, exist_ok=True)
         try:
             built = build(recipe, folder)
-        except ConversionError as exc:
-            if len(recipes) == 1:
+            runner = load(built)
+            attempt = Attempt(recipe, built, runner, judge(runner))
+        except Exception as exc:
+            if len(recipes) == 1 or (isinstance(exc, FarmError) and exc.retryable):
                 raise
-            errors.append((recipe, exc))
+            first_error = first_error or exc
+            tried.append((recipe.name, f"could not be built or run: {first_line(exc)}"))
             continue
-        runner = load(built)
-        attempts.append(Attempt(recipe, built, runner, judge(runner)))
-        if attempts[-1].verification.passed:
+        tried.append((recipe.name, attempt.outcome))
+        if best is None or attempt.rank < best.rank:
+            best = attempt
+        if best.verification.passed:
             break
-    if not attempts:
-        raise errors[0][1]
-    chosen = min(attempts, key=lambda a: (not a.verification.passed, len(a.verification.failures)))
-    return chosen.with_search_notes(attempts, errors, untried=len(recipes) - len(attempts) - len(errors))
+    if best is None:
+        assert first_error is not None, "recipes is never empty"
+        raise first_error
+    others = [f"{name} ({what})" for name, what in tried if name != best.recipe.name]
+    return best.kept(others, untried=len(recipes) - len(tried))
 
 
 def verify_variant(

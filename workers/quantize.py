@@ -57,7 +57,8 @@ def quantize_qdq(
 
     prepared = prepare_for_quantization(source_onnx)
     options = recipe.options
-    kept_in_float = head_nodes(prepared) if options.get("float_head") else []
+    activations, weights = qdq_types(activations, recipe)
+    excluded = head_nodes(prepared) if options.get("float_head") else []
     try:
         quantize_static(
             str(prepared),
@@ -65,15 +66,21 @@ def quantize_qdq(
             CalibrationReader(calibration),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QInt8 if activations == "s8" else QuantType.QUInt8,
-            weight_type=QuantType.QUInt8 if options.get("weights") == "u8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
             per_channel=True,
             reduce_range=bool(options.get("reduce_range")),
             calibrate_method=getattr(CalibrationMethod, options.get("calibration", "MinMax")),
-            nodes_to_exclude=kept_in_float,
+            nodes_to_exclude=excluded,
         )
     except Exception as exc:
         raise ConversionError(f"INT8 quantization failed: {first_line(exc)}") from exc
     return target
+
+
+def qdq_types(activations: str, recipe: Recipe) -> tuple[str, str]:
+    """How a recipe stores activations and weights: ``activations`` (FARM_CPU_INT8_ACTIVATIONS)
+    and s8 weights, or u8 both ways for a U8U8 recipe (ONNX Runtime takes no s8 x u8 pair)."""
+    return ("u8", "u8") if recipe.options.get("weights") == "u8" else (activations, "s8")
 
 
 # The cpu backend's INT8 recipes, in the order a failing variant tries them (workers/convert.py).

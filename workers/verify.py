@@ -153,6 +153,7 @@ class OutputCheck:
     collapsed_channels: list[int] = field(default_factory=list)  # varying in the original, constant here
     disordered_channels: list[int] = field(default_factory=list)  # order lost, see MAX_UNORDERED_PAIRS
     max_unordered_pairs: float | None = None  # the largest share of clearly ordered pairs lost
+    moved_constant_channels: list[int] = field(default_factory=list)  # constant there, moved here
     mean_cosine: float | None = None  # embeddings
 
 
@@ -180,16 +181,15 @@ class Verification:
     def failures(self) -> list[str]:
         """Every reason it fails, each output's prefixed with its name when there are several."""
         several = len(self.outputs) > 1
-        reasons = [
-            f"{name}: {reason}" if several and name != ACCURACY else reason
+        return [
+            f"{name}: {reason}" if several else reason
             for name, reasons in self.output_failures.items()
             for reason in reasons
         ]
-        return reasons
 
     @property
     def failed_outputs(self) -> list[str]:
-        return [name for name, reasons in self.output_failures.items() if reasons and name != ACCURACY]
+        return [name for name, reasons in self.output_failures.items() if reasons]
 
     @property
     def passed(self) -> bool:
@@ -236,7 +236,9 @@ class Verification:
     def per_output(self) -> list[dict]:
         """Each output's kind, rule, numbers and failures: what the report shows per output."""
         return [
-            {**asdict(check), "rule": self.rule_for(check), "failures": self.output_failures[check.name]}
+            _json_safe(
+                {**asdict(check), "rule": self.rule_for(check), "failures": self.output_failures[check.name]}
+            )
             for check in self.outputs
         ]
 
@@ -244,7 +246,12 @@ class Verification:
         return rule_for(self.gate, check, self.accuracy)
 
 
-ACCURACY = "(accuracy)"  # the key of the accuracy failure among the per-output ones
+def _json_safe(record: dict) -> dict:
+    """NaN and Inf as null: JSON has no such numbers, and PostgreSQL's json columns refuse them."""
+    return {
+        key: None if isinstance(value, float) and not np.isfinite(value) else value
+        for key, value in record.items()
+    }
 
 
 def verify(
@@ -338,7 +345,11 @@ def measure_output(
     axis = channel_axis_for(kind, expected.shape, named)
     homogeneous = kind is not OutputKind.VALUES
     channels = _channel_measures(
-        np.where(both_finite, expected, 0.0), np.where(both_finite, actual, 0.0), axis, homogeneous
+        np.where(both_finite, expected, 0.0),
+        np.where(both_finite, actual, 0.0),
+        axis,
+        homogeneous,
+        thresholds,
     )
     return OutputCheck(
         name=name,
@@ -374,15 +385,20 @@ def decision_measures(kind: OutputKind, actual: np.ndarray, expected: np.ndarray
     - ``near_flips``: share of samples that flipped or lost more than half their margin (the
       original's top probability over the runner-up): the sign of a degraded variant even in a
       sample where nothing flipped yet.
-    On a trained digits CNN these two told variants losing 3+ points of accuracy from those losing
-    at most 1 better than agreement or mean error did (README, "Verification")."""
+    On trained digits CNNs these two told variants losing 3+ points of accuracy from those losing
+    at most 1 better than agreement or mean error did (README, "Verdicts"). Rows where either
+    side is not finite are left out (NaN and Inf fail on their own)."""
     rows, actual_rows = _decision_rows(kind, expected), _decision_rows(kind, actual)
     if rows is None or actual_rows is None:
         return {}
-    # Both as the original's are: a variant's rounded probabilities need not sum to exactly 1.
+    finite = np.isfinite(rows).all(axis=1) & np.isfinite(actual_rows).all(axis=1)
+    rows, actual_rows = rows[finite], actual_rows[finite]
+    if not len(rows):
+        return {}
+    # Both read as the original's are: a variant's rounded probabilities need not sum to exactly 1.
     probabilities = _are_probabilities(rows)
-    want = rows if probabilities else _softmax(rows)
-    got = actual_rows if probabilities else _softmax(actual_rows)
+    want = _two_sided(rows) if probabilities else _softmax(rows)
+    got = _two_sided(actual_rows) if probabilities else _softmax(actual_rows)
     index = np.arange(len(want))
     chosen, picked = want.argmax(axis=1), got.argmax(axis=1)
     margin_before = want[index, chosen] - _best_other(want, chosen)
@@ -397,26 +413,32 @@ def decision_measures(kind: OutputKind, actual: np.ndarray, expected: np.ndarray
 
 def _decision_rows(kind: OutputKind, values: np.ndarray) -> np.ndarray | None:
     """(decisions, choices): a row of scores per sample, per step of a sequence, or a binary
-    output as (1 - p, p) (from a probability, or a logit's sigmoid)."""
+    output as (1 - p, p), or as (0, x) for a logit x, whose softmax is (1 - sigmoid(x),
+    sigmoid(x)). Whether a binary output holds probabilities is decided on the original's
+    values (``_binary_rows``), never on a variant's, which may stray just outside 0..1."""
     if kind in (OutputKind.CLASSES, OutputKind.SEQUENCE) and values.ndim >= 2:
         return values.reshape(-1, values.shape[-1])
     if kind is OutputKind.BINARY:
-        flat = values.reshape(len(values), -1)[:, 0]
-        return np.stack([-flat, flat], axis=1) if _is_logit(flat) else np.stack([1 - flat, flat], axis=1)
+        return values.reshape(len(values), -1)[:, :1]
     return None
 
 
-def _is_logit(values: np.ndarray) -> bool:
-    return bool(values.min(initial=0.0) < 0 or values.max(initial=0.0) > 1)
-
-
 def _are_probabilities(rows: np.ndarray) -> bool:
+    """Rows of probabilities: non-negative and summing to 1 (a softmax), or one column in 0..1."""
+    if rows.shape[1] == 1:
+        return bool(rows.min(initial=0.0) >= 0 and rows.max(initial=0.0) <= 1)
     return bool(rows.min(initial=0.0) >= 0 and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
 
 
+def _two_sided(rows: np.ndarray) -> np.ndarray:
+    """A binary probability p as (1 - p, p); rows of several classes as they are."""
+    return np.concatenate([1 - rows, rows], axis=1) if rows.shape[1] == 1 else rows
+
+
 def _softmax(rows: np.ndarray) -> np.ndarray:
-    """Logits as probabilities (a binary logit's (-x, x) becomes (1 - sigmoid(2x), sigmoid(2x)),
-    whose side of 0.5 is the logit's side of 0)."""
+    """Logits as probabilities; a binary logit's one column x becomes (1 - sigmoid(x), sigmoid(x))."""
+    if rows.shape[1] == 1:
+        rows = np.concatenate([np.zeros_like(rows), rows], axis=1)
     shifted = np.exp(rows - rows.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
@@ -427,9 +449,13 @@ def _best_other(probabilities: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     return others.max(axis=1)
 
 
-def _channel_measures(expected: np.ndarray, actual: np.ndarray, axis: int | None, homogeneous: bool) -> dict:
+def _channel_measures(
+    expected: np.ndarray, actual: np.ndarray, axis: int | None, homogeneous: bool, t: Thresholds
+) -> dict:
     """Per channel: the RMS error relative to the channel's spread in the original, channels that
-    collapsed (constant here, varying there) and channels whose order the variant lost.
+    collapsed (constant here, varying there), channels whose order the variant lost, and channels
+    constant in the original (a fixed prior, padding) that the variant moved by more than the
+    precision's atol + rtol x their value: their own spread is zero, so no share of it can judge them.
 
     A channel "varies" when its spread counts: in a homogeneous output (class scores, an
     embedding) against the output's scale (HOMOGENEOUS_VARIES), so a class no sample scores may
@@ -443,17 +469,18 @@ def _channel_measures(expected: np.ndarray, actual: np.ndarray, axis: int | None
     magnitude = np.abs(want).max(axis=0, initial=0.0)
     floor = HOMOGENEOUS_VARIES * magnitude.max(initial=0.0) if homogeneous else 1e-4 * magnitude
     varies = spread > np.maximum(floor, TINY)
-    # A channel (nearly) constant in the original (padding, a fixed prior) is judged against a
-    # hundredth of the whole output's spread instead: its own is zero.
-    denominator = np.where(varies, spread, max(0.01 * float(want.std()), TINY))
-    relative = np.sqrt(np.mean((got - want) ** 2, axis=0)) / denominator
+    rms_error = np.sqrt(np.mean((got - want) ** 2, axis=0))
+    relative = rms_error / np.maximum(spread, TINY)
     collapsed = varies & (got.std(axis=0) < COLLAPSED_SPREAD * spread)
     unordered = _unordered_pairs(want, got, spread)
     judged = varies & ~collapsed
     disordered = judged & (unordered > MAX_UNORDERED_PAIRS)
-    # In class scores a channel that never varies (a class no sample scores) is not judged on its
-    # own spread: rounding it to the nearest INT8 step is no harm.
-    candidates = np.flatnonzero(varies) if homogeneous else np.arange(relative.size)
+    # Values: a channel that never varies is judged by the tolerance below; in class scores it is
+    # not judged at all (a class no sample scores may round to the nearest INT8 step, no harm).
+    moved = ~varies & (rms_error > t.atol + t.rtol * np.abs(want.mean(axis=0)))
+    if homogeneous:
+        moved[:] = False
+    candidates = np.flatnonzero(varies)
     worst = int(candidates[np.argmax(relative[candidates])]) if candidates.size else None
     return {
         "channels": int(want.shape[1]),
@@ -462,6 +489,7 @@ def _channel_measures(expected: np.ndarray, actual: np.ndarray, axis: int | None
         "collapsed_channels": [int(c) for c in np.flatnonzero(collapsed)],
         "disordered_channels": [int(c) for c in np.flatnonzero(disordered)],
         "max_unordered_pairs": float(unordered[judged].max(initial=0.0)),
+        "moved_constant_channels": [int(c) for c in np.flatnonzero(moved)],
     }
 
 
@@ -502,8 +530,8 @@ def rule_for(gate: str, check: OutputCheck, accuracy: Accuracy | None) -> str:
 def judge(
     gate: str, checks: list[OutputCheck], thresholds: Thresholds, accuracy: Accuracy | None
 ) -> dict[str, list[str]]:
-    """Why each output fails under ``gate`` (empty lists when the variant passes); the accuracy
-    drop, when it fails, under its own key."""
+    """Why each output fails under ``gate`` (empty lists when the variant passes); an accuracy
+    drop, when it fails, is the labelled output's."""
     failures = {
         check.name: _output_failures(rule_for(gate, check, accuracy), check, thresholds) for check in checks
     }
@@ -513,10 +541,10 @@ def judge(
         and gate == "accuracy"
         and round(accuracy.drop_points, 9) > thresholds.max_accuracy_drop
     ):
-        failures[ACCURACY] = [
+        failures[accuracy.output].append(
             f"accuracy {accuracy.variant:.2%} is {accuracy.drop_points:.2f} points below the original's "
             f"{accuracy.reference:.2%} (at most {thresholds.max_accuracy_drop:g})"
-        ]
+        )
     return failures
 
 
@@ -529,6 +557,11 @@ def _output_failures(rule: str, check: OutputCheck, t: Thresholds) -> list[str]:
     if check.collapsed_channels:
         failures.append(
             f"{_channels(check.collapsed_channels, check)} constant in the variant, varying in the original"
+        )
+    if check.moved_constant_channels:
+        failures.append(
+            f"{_channels(check.moved_constant_channels, check)} constant in the original, moved in the "
+            f"variant by more than atol {t.atol:g} + rtol {t.rtol:g} x their value"
         )
     if check.disordered_channels:
         failures.append(

@@ -16,6 +16,8 @@ THRESHOLD_NAMES = (
     "max_accuracy_drop",
     "max_channel_error",
     "min_cosine",
+    "max_expected_loss",
+    "max_near_flips",
 )
 
 

@@ -104,7 +104,7 @@ def test_without_a_passing_recipe_the_least_failing_is_kept_and_said(tmp_path: P
     assert found.recipe.name == "default" and not found.verification.passed and found.search_notes == []
     skipped = _search(RECIPES, tmp_path, fail="finer")
     assert skipped.recipe.name == "finest"
-    assert "finer (conversion failed: finer cannot be built)" in skipped.search_notes[0]
+    assert "finer (could not be built or run: finer cannot be built)" in skipped.search_notes[0]
     with pytest.raises(ConversionError, match="default cannot be built"):
         _search(RECIPES[:1], tmp_path, fail="default")
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
 from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
-from workers.quantize import CPU_RECIPES, float_notes, kept_in_float, quantize_qdq
+from workers.quantize import CPU_RECIPES, float_notes, kept_in_float, qdq_types, quantize_qdq
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
 if TYPE_CHECKING:
@@ -42,8 +42,8 @@ class CpuBackend(TargetBackend):
             activations = settings.cpu_int8_activations
             target = workdir / "model_int8.onnx"
             quantized = quantize_qdq(source.onnx(), calibration, target, activations, recipe)
-            weights = recipe.options.get("weights", "s8")
-            details = {"int8": f"{activations}{weights} QDQ", **kept_in_float(source, recipe)}
+            stored = "".join(qdq_types(activations, recipe))
+            details = {"int8": f"{stored} QDQ", **kept_in_float(source, recipe)}
             return BuiltVariant(quantized, "onnx", "int8", runtime, float_notes(details), details)
         raise unsupported_precision(self.name, precision)
 
