@@ -35,7 +35,7 @@ from workers.benchmark import BenchmarkPlan, Measurement, sweep
 from workers.calibration import Calibration, make_calibration, run_batched
 from workers.runtime import BuiltVariant, Recipe, Runner
 from workers.sources import SourceModel, load_source
-from workers.verify import POLICY_VERSION, Verification, thresholds_for, verify
+from workers.verify import POLICY_VERSION, Verification, check_named_kinds, thresholds_for, verify
 
 
 @dataclass(frozen=True)
@@ -133,12 +133,15 @@ def _planned(
     request: ConversionRequest, backend: Backend, precision: str, settings: FarmSettings
 ) -> PlannedVariant:
     toolchain = backend.toolchain(settings)
-    return PlannedVariant(
-        backend.name, precision, toolchain, cache_key(request, backend.name, precision, toolchain)
-    )
+    # The recipes a failing variant would try shape its verdict too: they go into the cache key.
+    recipes = [recipe.name for recipe in backend.recipes(precision)] if request.options.search else []
+    key = cache_key(request, backend.name, precision, toolchain, recipes)
+    return PlannedVariant(backend.name, precision, toolchain, key)
 
 
-def cache_key(request: ConversionRequest, backend: str, precision: str, toolchain: str) -> str:
+def cache_key(
+    request: ConversionRequest, backend: str, precision: str, toolchain: str, recipes: list[str] | None = None
+) -> str:
     """Everything that shapes a variant or its verdict, hashed."""
     options = request.options
     identity = {
@@ -155,6 +158,7 @@ def cache_key(request: ConversionRequest, backend: str, precision: str, toolchai
         "output_kinds": options.output_kinds,
         "recipe_search": options.search,
         "toolchain": toolchain,
+        "recipes": recipes or [],
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -206,7 +210,7 @@ class VariantBuilder:
                 f"--output-kind names {', '.join(unknown)}, not an output of the model "
                 f"(it has {', '.join(self.source.output_names)})"
             )
-        _ = self.expected_outputs
+        check_named_kinds(self.source.output_names, self.expected_outputs, self.request.options.output_kinds)
 
     def build(self, planned: PlannedVariant) -> VariantOutcome:
         started = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,7 +86,7 @@ def qdq_types(activations: str, recipe: Recipe) -> tuple[str, str]:
 
 # The cpu backend's INT8 recipes, in the order a failing variant tries them (workers/convert.py).
 CPU_RECIPES = (
-    DEFAULT_RECIPE,
+    Recipe("MinMax calibration"),  # the default
     # A detector's head mixes pixel boxes and 0-1 scores in one tensor, and a softmax over many
     # classes spans a fixed 0-1 range: one INT8 scale rounds their small values away. Its last
     # weighted layers and what follows them stay FP32.
@@ -129,14 +130,16 @@ def head_nodes(model_path: Path) -> list[str]:
     graph = onnx.load(str(model_path), load_external_data=False).graph
     producer = {output: node for node in graph.node for output in node.output}
     head: dict[str, None] = {}
-    waiting = [output.name for output in graph.output]
+    waiting = deque(output.name for output in graph.output)  # breadth first: nearest the outputs first
     while waiting and len(head) < MAX_HEAD_NODES:
-        node = producer.get(waiting.pop())
+        node = producer.get(waiting.popleft())
         if node is None or node.name in head:
             continue
         head[node.name] = None
         if node.op_type not in WEIGHTED_OPS:
-            waiting += list(node.input)
+            waiting.extend(node.input)
+    if waiting and len(head) == MAX_HEAD_NODES:
+        log.warning("output head cut at %d nodes, the nearest the outputs", MAX_HEAD_NODES)
     return [name for name in head if name]
 
 
@@ -155,7 +158,11 @@ def prepare_for_quantization(source_onnx: Path) -> Path:
         return target
     normalised = target.with_name(f".{target.stem}.{os.getpid()}.normalised.onnx")
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    onnx.save(named_nodes(constants_to_initializers(onnx.load(str(source_onnx)))), str(normalised))
+    try:
+        onnx.save(named_nodes(constants_to_initializers(onnx.load(str(source_onnx)))), str(normalised))
+    except Exception as exc:  # over protobuf's 2 GB, or a graph onnx cannot read back: as it came
+        log.warning("quantization normalisation skipped: %s", first_line(exc))
+        return source_onnx
     try:
         # When its symbolic shape inference is incomplete, ONNX Runtime saves a debugging copy,
         # sym_shape_infer_temp.onnx, into the working directory: keep it beside the export

@@ -278,6 +278,32 @@ def verify(
     return Verification(checks, thresholds, gate, len(expected[0]) if expected else 0, accuracy, failures)
 
 
+def check_named_kinds(names: list[str], expected: list[np.ndarray], named_kinds: dict[str, str]) -> None:
+    """Refuse a kind named at submit that the output's shape cannot be: the user's error, said
+    before any variant is built."""
+    for name, output in zip(names, expected, strict=True):
+        if name not in named_kinds:
+            continue
+        named, shape = parse_kind(named_kinds[name], name), output.shape
+        problem = _shape_problem(named, shape)
+        if problem:
+            raise ModelError(f"--output-kind {name}={named_kinds[name]}: {problem} (its shape is {shape})")
+
+
+def _shape_problem(named: NamedKind, shape: tuple[int, ...]) -> str:
+    kind, rank = named.kind, len(shape)
+    if kind in (OutputKind.CLASSES, OutputKind.SEQUENCE) and (rank < 2 or shape[-1] < 2):
+        return "class scores need a last axis of two classes or more"
+    if kind is OutputKind.BINARY and not (rank == 1 or (rank == 2 and shape[1] == 1)):
+        return "a binary output is one value per sample, (batch,) or (batch, 1)"
+    if kind is OutputKind.EMBEDDING and rank != 2:
+        return "an embedding is one vector per sample, (batch, dims)"
+    axis = named.channel_axis
+    if axis is not None and not (-rank <= axis < rank and axis % rank != 0):
+        return f"it has no channel axis {axis} besides the batch"
+    return ""
+
+
 def infer_kind(expected: np.ndarray) -> OutputKind:
     """What an output is, from the original's values on the judging samples."""
     finite = expected[np.isfinite(expected)]
@@ -303,9 +329,11 @@ def _unit_rows(expected: np.ndarray) -> bool:
 
 
 def channel_axis_for(kind: OutputKind, shape: tuple[int, ...], named: NamedKind | None) -> int | None:
-    """The axis whose entries are judged one by one. Values: the one named, or the smallest
-    non-batch axis (a detector's (batch, anchors, 4 + classes) and a (batch, 84, anchors) head both
-    put their boxes and scores there; ties go to the last); every other kind: its last axis."""
+    """The axis whose entries are judged one by one. Values: the one named; else, up to three
+    axes, the smallest non-batch one (a detector's (batch, anchors, 4 + classes) and
+    (batch, 84, anchors) heads both put their boxes and scores there; ties go to the last); from
+    four axes, axis 1 when the last two are a square image (NCHW feature maps), else the last
+    (NHWC, and YOLO's raw (batch, 3, h, w, 85) heads). Every other kind: its last axis."""
     if len(shape) < 2:
         return None
     if named is not None and named.channel_axis is not None:
@@ -315,6 +343,8 @@ def channel_axis_for(kind: OutputKind, shape: tuple[int, ...], named: NamedKind 
         return axis
     if kind is not OutputKind.VALUES:
         return len(shape) - 1
+    if len(shape) >= 4:  # feature maps: NCHW when the last two axes are a square image, else NHWC
+        return 1 if shape[-1] == shape[-2] else len(shape) - 1
     sizes = list(shape[1:])
     return len(sizes) - sizes[::-1].index(min(sizes))  # the last of the smallest, as an axis of shape
 
@@ -624,12 +654,15 @@ def measure_accuracy(
     labels: np.ndarray,
     named_kinds: dict[str, str] | None = None,
 ) -> Accuracy:
-    """Accuracy of the variant and of the original on the first output holding class scores (named
-    classes at submit, or any (batch, classes) output with a column for every label)."""
+    """Accuracy of the variant and of the original on the first output holding class scores: named
+    classes at submit, else inferred as classes (a softmax), else any (batch, classes) output with
+    a column for every label (logits)."""
     highest = int(labels.max(initial=0))
     named_kinds = named_kinds or {}
+    unnamed = [name for name in names if name not in named_kinds]
+    inferred = [name for name in unnamed if infer_kind(expected[names.index(name)]) is OutputKind.CLASSES]
     candidates = [name for name in names if named_kinds.get(name) == OutputKind.CLASSES.value]
-    candidates += [name for name in names if name not in named_kinds]
+    candidates += inferred + [name for name in unnamed if name not in inferred]  # softmaxes first
     for name in candidates:
         index = names.index(name)
         want, got = expected[index], actual[index]

@@ -58,7 +58,8 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     for hardware in hardware_classes:
         refuse_format(hardware, model_format.value)  # arm converts TensorFlow models only
     specs = model_inputs(model, model_format, asked.inputs)  # refuses --inputs the model lacks
-    _check_output_kinds(asked, model_outputs(model, model_format))
+    if asked.output_kinds:
+        _check_output_kinds(asked, model_outputs(model, model_format))
     _check_sample_files(asked, specs)
     require_broker(settings)
     ensure_schema(settings.database_url)

@@ -127,6 +127,17 @@ def describe_cpu() -> str:
     return f"{model}, {os.cpu_count()} logical cores"
 
 
+def has_int8_dot_product() -> bool:
+    """Whether this CPU multiplies INT8 into 32-bit sums in one instruction (x86 VNNI, Arm's
+    dot-product extension): without it ONNX Runtime's u8 x s8 kernels saturate 16-bit sums, and an
+    INT8 variant verified on one kind of CPU may not hold on the other."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return False
+    flags = set(cpuinfo.read_text(errors="replace").split())
+    return bool(flags & {"avx512_vnni", "avx_vnni", "asimddp"})
+
+
 NO_CUDA_PROVIDER = (
     "this onnxruntime has no CUDA provider: pip install 'farm[gpu]' "
     "(onnxruntime-gpu, after pip uninstall onnxruntime)"

@@ -9,6 +9,8 @@ from farm.core.errors import ModelError
 from workers.verify import (
     DEFAULT_THRESHOLDS,
     OutputKind,
+    channel_axis_for,
+    check_named_kinds,
     decision_measures,
     gate_for,
     infer_kind,
@@ -332,3 +334,39 @@ def test_rescaled_scores_pass_and_lost_margins_fail_without_labels() -> None:
     near = judged("int8", squeezed)
     assert near.outputs[0].top1_agreement == 1.0 and near.outputs[0].near_flips == pytest.approx(0.15)
     assert "15% of decisions flipped or near it > 10%" in near.failures
+
+
+def test_a_named_kind_the_output_cannot_be_is_refused() -> None:
+    outputs = [np.zeros((4, 10)), np.zeros(4), np.zeros((4, 3, 8))]
+    names = ["scores", "flag", "grid"]
+    check_named_kinds(names, outputs, {"scores": "classes", "flag": "binary", "grid": "values:-1"})
+    for kinds, fragment in (
+        ({"flag": "classes"}, "class scores need a last axis of two classes or more"),
+        ({"scores": "binary"}, "a binary output is one value per sample"),
+        ({"grid": "embedding"}, "an embedding is one vector per sample"),
+        ({"grid": "values:3"}, "it has no channel axis 3 besides the batch"),
+        ({"grid": "values:-3"}, "it has no channel axis -3 besides the batch"),
+    ):
+        with pytest.raises(ModelError, match=fragment):
+            check_named_kinds(names, outputs, kinds)
+
+
+def test_a_binary_variant_straying_just_outside_zero_to_one_is_read_as_probabilities() -> None:
+    probability = RNG.uniform(0, 1, (100, 1))
+    strayed = probability.copy()
+    strayed[0] = 1.002  # one value past 1: before, the variant was read as a logit at threshold 0
+    result = verify("int8", ["is_positive"], [probability], [strayed], INT8)
+    assert result.passed and result.outputs[0].top1_agreement == 1.0, result.summary()
+
+
+def test_a_constant_output_is_judged_by_tolerance_not_by_its_zero_spread() -> None:
+    priors = np.tile(np.linspace(0.1, 0.9, 8), (50, 1))  # fixed anchor priors: the same every sample
+    assert verify("fp16", ["priors"], [priors], [priors + 1e-4], thresholds_for("fp16", {})).passed
+    moved = verify("int8", ["priors"], [priors], [priors + 0.2], INT8)
+    assert "constant in the original, moved in the variant by more than atol 0.05" in moved.failures[0]
+
+
+def test_feature_maps_are_judged_per_feature_channel() -> None:
+    nchw, nhwc, raw_yolo = np.zeros((2, 64, 7, 7)), np.zeros((2, 7, 7, 64)), np.zeros((2, 3, 20, 20, 85))
+    axes = [channel_axis_for(OutputKind.VALUES, a.shape, None) for a in (nchw, nhwc, raw_yolo)]
+    assert axes == [1, 3, 4]

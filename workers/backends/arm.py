@@ -70,7 +70,7 @@ class ArmBackend(TargetBackend):
 # The arm backend's INT8 recipes, in the order a failing variant tries them (workers/convert.py).
 # TFLite's INT8 weights are per-channel already.
 ARM_RECIPES = (
-    DEFAULT_RECIPE,
+    Recipe("full INT8"),  # the default
     # 16-bit activations: TFLite's own answer to activations that 8 bits cannot hold; XNNPACK
     # runs fewer of these kernels, so it is slower than full INT8.
     Recipe("int16 activations (16x8)", {"int16_activations": True}),

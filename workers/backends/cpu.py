@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from farm.core.hosts import has_int8_dot_product
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
 from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
@@ -22,7 +23,9 @@ class CpuBackend(TargetBackend):
 
     def toolchain(self, settings: FarmSettings) -> str:
         versions = package_versions([*ONNXRUNTIME, "onnx", "tf2onnx", "tensorflow-cpu", "tensorflow"])
-        return f"{versions}, int8 activations {settings.cpu_int8_activations}"
+        dot_product = "with" if has_int8_dot_product() else "without"
+        # A cpu INT8 verdict holds for CPUs like the one that judged it: part of the cache key.
+        return f"{versions}, int8 activations {settings.cpu_int8_activations}, {dot_product} INT8 dot product"
 
     def convert(
         self,

@@ -95,7 +95,7 @@ class FpgaBackend(TargetBackend):
 # DPU takes per-tensor power-of-two scales only, so no per-channel recipe; what it cannot run well
 # (a detector's head) runs on the CPU beside it, as the Vitis AI flow partitions a graph.
 FPGA_RECIPES = (
-    DEFAULT_RECIPE,  # FARM_FPGA_CALIBRATION's method (MinMSE unless set)
+    Recipe("FARM_FPGA_CALIBRATION's power-of-two method"),  # the default: MinMSE unless set
     # A detector's scores died under one power-of-two scale shared with its pixel boxes, whatever
     # the method; its head on the CPU kept every channel within 0.23 of its spread with MinMSE.
     Recipe("output head in FP32", {"float_head": True}),
