@@ -42,6 +42,12 @@ def main() -> None:
     parser.add_argument("--hw", default="cpu,arm,fpga", help="Hardware classes to convert for.")
     parser.add_argument("--cpu-int8", choices=["s8", "u8"], default="u8", help="FARM_CPU_INT8_ACTIVATIONS.")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--submit-args",
+        default="",
+        help="More `farm submit convert` options, e.g. '--precision int8 --max-mean-error 0' (every INT8 "
+        "recipe fails, so the recipe search runs to its time bound: the worst case).",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON.")
     args = parser.parse_args()
     results: dict[str, Any] = {"machine": _machine()}
@@ -53,7 +59,7 @@ def main() -> None:
     ):
         for name in filter(None, args.models.split(",")):  # --models "": the accuracy part only
             model = build_application(name, Path(scratch))
-            results[name] = convert_and_compare(farm, model, args.hw)
+            results[name] = convert_and_compare(farm, model, args.hw, args.submit_args.split())
         if not args.skip_accuracy:
             results["digits"] = digits_accuracy(farm, Path(scratch), args.hw)
     if args.out:
@@ -71,16 +77,16 @@ def build_application(name: str, folder: Path) -> Path:
     return path
 
 
-def convert_and_compare(farm: PrivateFarm, model: Path, hardware: str) -> dict[str, Any]:
+def convert_and_compare(farm: PrivateFarm, model: Path, hardware: str, extra: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
-    submitted = farm.cli("submit", "convert", str(model), "--hw", hardware, "--wait", check=False)
+    submitted = farm.cli("submit", "convert", str(model), "--hw", hardware, *extra, "--wait", check=False)
     wall_s = time.perf_counter() - started
     job_id = submitted.stdout.split()[0]
     view = farm.view(job_id)
     rows = build_report(view)
     task_s = {t.hardware: (t.finished_at - t.started_at).total_seconds() for t in view.tasks}
     build_s = {hw: sum(r.build_s for r in rows if r.hardware == hw) for hw in task_s}
-    cached_s = _time_cached_resubmission(farm, model, hardware)
+    cached_s = _time_cached_resubmission(farm, model, hardware, extra)
     print(f"\n## {model.stem}: job {job_id}, {wall_s:.0f} s wall for {hardware} on one worker")
     print("worker time per class (total / convert+verify): " + ", ".join(
         f"{hw} {task_s[hw]:.0f} s / {build_s[hw]:.0f} s" for hw in sorted(task_s)
@@ -91,6 +97,9 @@ def convert_and_compare(farm: PrivateFarm, model: Path, hardware: str) -> dict[s
           "| best throughput | throughput vs native |\n|---|---|---|---|---|---|---|")  # fmt: skip
     for r in rows:
         verified = "baseline" if r.is_baseline else ("pass" if r.passed else "FAIL")
+        for note in r.notes:
+            if note.startswith("recipe "):
+                print(f"  {r.hardware} {r.backend} {r.precision}: {note}")
         top1 = "-" if r.top1_agreement is None else f"{r.top1_agreement:.0%}"
         print(
             f"| {r.hardware} | {r.backend} {r.format} {r.precision} "
@@ -108,9 +117,9 @@ def convert_and_compare(farm: PrivateFarm, model: Path, hardware: str) -> dict[s
     }
 
 
-def _time_cached_resubmission(farm: PrivateFarm, model: Path, hardware: str) -> float:
+def _time_cached_resubmission(farm: PrivateFarm, model: Path, hardware: str, extra: list[str]) -> float:
     started = time.perf_counter()
-    result = farm.cli("submit", "convert", str(model), "--hw", hardware, "--wait", check=False)
+    result = farm.cli("submit", "convert", str(model), "--hw", hardware, *extra, "--wait", check=False)
     elapsed = time.perf_counter() - started
     if "reused from the cache" not in result.stdout:
         print(f"warning: the resubmission was not served from the cache:\n{result.stdout[-2000:]}")

@@ -71,7 +71,7 @@ class Thresholds:
 
 # Reduced precisions, without labels: expected loss 0.015 (about 1.5 points of accuracy) and near
 # flips 0.10 were measured on trained digits CNNs against 141 variants each, real and deliberately
-# degraded (README, "Verification"); top-1 agreement and mean error are looser floors.
+# degraded (README, "Verdicts"); top-1 agreement and mean error are looser floors.
 DEFAULT_THRESHOLDS = {
     "fp32": Thresholds(
         atol=1e-4,

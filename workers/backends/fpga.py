@@ -97,7 +97,7 @@ class FpgaBackend(TargetBackend):
 FPGA_RECIPES = (
     Recipe("FARM_FPGA_CALIBRATION's power-of-two method"),  # the default: MinMSE unless set
     # A detector's scores died under one power-of-two scale shared with its pixel boxes, whatever
-    # the method; its head on the CPU kept every channel within 0.23 of its spread with MinMSE.
+    # the method; its head on the CPU kept every channel within 0.21 of its spread with MinMSE.
     Recipe("output head in FP32", {"float_head": True}),
     # Fast finetune learns each layer's rounding on the calibration samples: the slowest recipe
     # (seconds on a small CNN, minutes on a ResNet50), so late, and bounded by the search's time.
