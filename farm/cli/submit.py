@@ -54,7 +54,7 @@ def convert(
         None,
         "--max-channel-error",
         min=0,
-        help="Values outputs: most RMS error, share of each channel's spread.",
+        help="Reduced precisions: most RMS error per output channel, share of its spread.",
     ),
     min_cosine: float | None = typer.Option(
         None, "--min-cosine", min=-1, max=1, help="Embedding outputs: least mean cosine similarity."
