@@ -61,7 +61,7 @@ class Thresholds:
     min_top1: float  # least share of samples (steps) whose decision agrees: classes, binary, sequence
     max_mean_error: float  # mean |error| / output scale: classes, binary, sequence
     max_accuracy_drop: float  # percentage points below the original, with labels
-    max_channel_error: float  # RMS error / the channel's spread in the original: values
+    max_channel_error: float  # RMS error / the channel's spread in the original: every kind but embeddings
     min_cosine: float  # mean cosine similarity per sample: embeddings
     max_expected_loss: float  # accuracy lost if the original's probabilities were true: deciding outputs
     max_near_flips: float  # share of decisions flipped or with half their margin gone: deciding outputs
