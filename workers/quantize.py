@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     import onnx
 
     from workers.calibration import Calibration
-    from workers.sources import SourceModel
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,11 @@ def quantize_qdq(
     target: Path,
     activations: str,
     recipe: Recipe = DEFAULT_RECIPE,
+    excluded: list[str] | None = None,
 ) -> Path:
     """Per-channel signed INT8 weights and INT8 activations, stored signed ("s8", what TensorRT
-    takes) or unsigned ("u8"), by ``recipe`` (CPU_RECIPES).
+    takes) or unsigned ("u8"), by ``recipe`` (CPU_RECIPES); the ``excluded`` nodes stay in float
+    (``float_nodes``).
 
     Both encode one and the same quantization: the calibrated activation scales are equal and the
     u8 zero points are the s8 ones plus 128 (tests/workers/test_quantize.py). What differs is speed:
@@ -59,7 +60,6 @@ def quantize_qdq(
     prepared = prepare_for_quantization(source_onnx)
     options = recipe.options
     activations, weights = qdq_types(activations, recipe)
-    excluded = head_nodes(prepared) if options.get("float_head") else []
     try:
         quantize_static(
             str(prepared),
@@ -71,7 +71,7 @@ def quantize_qdq(
             per_channel=True,
             reduce_range=bool(options.get("reduce_range")),
             calibrate_method=getattr(CalibrationMethod, options.get("calibration", "MinMax")),
-            nodes_to_exclude=excluded,
+            nodes_to_exclude=excluded or [],
         )
     except Exception as exc:
         raise ConversionError(f"INT8 quantization failed: {first_line(exc)}") from exc
@@ -102,11 +102,10 @@ CPU_RECIPES = (
 )
 
 
-def kept_in_float(source: SourceModel, recipe: Recipe) -> dict[str, list[str]]:
-    """The variant's details naming the nodes a recipe kept in float: mixed precision, said."""
-    if not recipe.options.get("float_head"):
-        return {}
-    return {"fp32_nodes": head_nodes(prepare_for_quantization(source.onnx()))}
+def float_nodes(source_onnx: Path, recipe: Recipe) -> list[str]:
+    """The nodes ``recipe`` keeps in float (mixed precision): the output head of the graph the
+    quantizers take, or none."""
+    return head_nodes(prepare_for_quantization(source_onnx)) if recipe.options.get("float_head") else []
 
 
 def float_notes(details: dict) -> list[str]:

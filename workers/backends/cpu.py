@@ -9,7 +9,7 @@ from farm.core.hosts import has_int8_dot_product
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
 from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
-from workers.quantize import CPU_RECIPES, float_notes, kept_in_float, qdq_types, quantize_qdq
+from workers.quantize import CPU_RECIPES, float_nodes, float_notes, qdq_types, quantize_qdq
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
 if TYPE_CHECKING:
@@ -44,9 +44,11 @@ class CpuBackend(TargetBackend):
         if precision == "int8":
             activations = settings.cpu_int8_activations
             target = workdir / "model_int8.onnx"
-            quantized = quantize_qdq(source.onnx(), calibration, target, activations, recipe)
-            stored = "".join(qdq_types(activations, recipe))
-            details = {"int8": f"{stored} QDQ", **kept_in_float(source, recipe)}
+            excluded = float_nodes(source.onnx(), recipe)
+            quantized = quantize_qdq(source.onnx(), calibration, target, activations, recipe, excluded)
+            details: dict = {"int8": f"{''.join(qdq_types(activations, recipe))} QDQ"}
+            if excluded:
+                details["fp32_nodes"] = excluded
             return BuiltVariant(quantized, "onnx", "int8", runtime, float_notes(details), details)
         raise unsupported_precision(self.name, precision)
 

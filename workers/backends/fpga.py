@@ -20,8 +20,8 @@ from farm.core.toolchains import ONNXRUNTIME, package_versions
 from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
 from workers.quantize import (
     CalibrationReader,
+    float_nodes,
     float_notes,
-    head_nodes,
     prepare_for_quantization,
     working_directory,
 )
@@ -71,7 +71,7 @@ class FpgaBackend(TargetBackend):
         target = workdir / "model_xint8.onnx"
         prepared = prepare_for_quantization(source.onnx())
         method = recipe.options.get("method", settings.fpga_calibration)
-        excluded = head_nodes(prepared) if recipe.options.get("float_head") else []
+        excluded = float_nodes(source.onnx(), recipe)
         _quantize_xint8(prepared, calibration, target, method, excluded, recipe.options.get("fast_finetune"))
         details: dict = {"quantizer": f"amd-quark XINT8, {method} power-of-two calibration"}
         if excluded:
