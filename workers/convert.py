@@ -28,6 +28,7 @@ from farm.core.hosts import describe_cpu
 from farm.core.jobspec import ConvertOptions
 from farm.core.locks import file_lock
 from farm.core.modelfile import ModelFormat, TensorArg
+from farm.core.outputkinds import unknown_outputs
 from farm.core.settings import FarmSettings
 from workers.backends import NATIVE, all_backends, class_problems, native_backend, usable_backends
 from workers.backends.base import Backend
@@ -204,12 +205,9 @@ class VariantBuilder:
     def prepare(self) -> None:
         """Load what every variant of the request shares: the source model, its samples and its
         reference outputs. What fails here fails the whole task, never one precision."""
-        unknown = [name for name in self.request.options.output_kinds if name not in self.source.output_names]
+        unknown = unknown_outputs(self.request.options.output_kinds, self.source.output_names)
         if unknown:
-            raise ModelError(
-                f"--output-kind names {', '.join(unknown)}, not an output of the model "
-                f"(it has {', '.join(self.source.output_names)})"
-            )
+            raise ModelError(unknown)
         check_named_kinds(self.source.output_names, self.expected_outputs, self.request.options.output_kinds)
 
     def build(self, planned: PlannedVariant) -> VariantOutcome:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from farm.core.errors import ConversionError, first_line
 from workers.runtime import DEFAULT_RECIPE, Recipe
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from workers.calibration import Calibration
 
 log = logging.getLogger(__name__)
+Tensor = TypeVar("Tensor")  # how a graph names the values between its nodes
+Node = TypeVar("Node")
 
 
 class CalibrationReader:
@@ -121,25 +123,45 @@ MAX_HEAD_NODES = 64
 
 
 def head_nodes(model_path: Path) -> list[str]:
-    """The output head: walking back from every graph output, each node up to and including the
-    first weighted one (Conv, Gemm, MatMul) on its way. Named for a quantizer's nodes_to_exclude,
-    so the head stays in float: what a detector's boxes-and-scores output needs."""
+    """The output head of an ONNX graph (output_head), by node name: what a quantizer's
+    nodes_to_exclude takes, so the head stays in float, as a detector's boxes-and-scores output
+    needs."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     producer = {output: node for node in graph.node for output in node.output}
-    head: dict[str, None] = {}
-    waiting = deque(output.name for output in graph.output)  # breadth first: nearest the outputs first
+    head = output_head(
+        [output.name for output in graph.output],
+        producer,
+        identity=lambda node: node.name,
+        weighted=lambda node: node.op_type in WEIGHTED_OPS,
+        inputs=lambda node: node.input,
+    )
+    return [node.name for node in head if node.name]
+
+
+def output_head(
+    outputs: Iterable[Tensor],
+    producer: Mapping[Tensor, Node],
+    identity: Callable[[Node], Hashable],
+    weighted: Callable[[Node], bool],
+    inputs: Callable[[Node], Iterable[Tensor]],
+) -> list[Node]:
+    """Walking back from the outputs, breadth first (nearest the outputs first), every node up to
+    and including the first weighted one on each way; at most MAX_HEAD_NODES. One walk for every
+    graph format: ONNX here, TFLite's ops in workers/backends/arm.py."""
+    head: dict[Hashable, Node] = {}
+    waiting = deque(outputs)
     while waiting and len(head) < MAX_HEAD_NODES:
         node = producer.get(waiting.popleft())
-        if node is None or node.name in head:
+        if node is None or identity(node) in head:
             continue
-        head[node.name] = None
-        if node.op_type not in WEIGHTED_OPS:
-            waiting.extend(node.input)
+        head[identity(node)] = node
+        if not weighted(node):
+            waiting.extend(inputs(node))
     if waiting and len(head) == MAX_HEAD_NODES:
         log.warning("output head cut at %d nodes, the nearest the outputs", MAX_HEAD_NODES)
-    return [name for name in head if name]
+    return list(head.values())
 
 
 def prepare_for_quantization(source_onnx: Path) -> Path:

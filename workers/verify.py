@@ -309,7 +309,7 @@ def infer_kind(expected: np.ndarray) -> OutputKind:
     """What an output is, from the original's values on the judging samples."""
     finite = expected[np.isfinite(expected)]
     if expected.ndim == 1 or (expected.ndim == 2 and expected.shape[1] == 1):
-        probabilities = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
+        probabilities = finite.size > 0 and _are_probabilities(finite.reshape(-1, 1))
         return OutputKind.BINARY if probabilities else OutputKind.VALUES
     if expected.ndim >= 2 and expected.shape[-1] >= 2 and _rows_sum_to_one(expected):
         return OutputKind.CLASSES if expected.ndim == 2 else OutputKind.SEQUENCE
@@ -337,11 +337,8 @@ def channel_axis_for(kind: OutputKind, shape: tuple[int, ...], named: NamedKind 
     (NHWC, and YOLO's raw (batch, 3, h, w, 85) heads). Every other kind: its last axis."""
     if len(shape) < 2:
         return None
-    if named is not None and named.channel_axis is not None:
-        axis = named.channel_axis % len(shape)
-        if axis == 0:
-            raise ModelError(f"--output-kind names axis {named.channel_axis}, the batch axis, as channels")
-        return axis
+    if named is not None and named.channel_axis is not None:  # checked by check_named_kinds
+        return named.channel_axis % len(shape)
     if kind is not OutputKind.VALUES:
         return len(shape) - 1
     if len(shape) >= 4:  # feature maps: NCHW when the last two axes are a square image, else NHWC
@@ -362,10 +359,6 @@ def measure_output(
     if actual.shape != expected.shape:
         inf = float("inf")
         return OutputCheck(name, kind.value, kind_named, False, inf, inf, inf, 0.0, False, 0, 0)
-    if named is not None and named.channel_axis is not None and abs(named.channel_axis) >= expected.ndim:
-        raise ModelError(
-            f"--output-kind {name}: axis {named.channel_axis} is beyond its {expected.ndim} axes"
-        )
     # Float64 for exact small numbers; a large output (a detector's 60 x 25,200 x 85) in float32,
     # half the memory: its statistics do not need the extra digits.
     precise = np.float64 if expected.size <= LARGE_OUTPUT else np.float32

@@ -18,6 +18,7 @@ from farm.core.artifacts import ArtifactStore, open_store, sha256_of
 from farm.core.errors import FarmError, ServiceUnavailableError, UsageError, first_line
 from farm.core.jobspec import ConvertOptions
 from farm.core.modelfile import TensorArg, TensorSpec, detect_format
+from farm.core.outputkinds import unknown_outputs
 from farm.core.settings import FarmSettings
 from farm.core.signature import model_inputs, model_outputs
 from farm.core.targets import NATIVE, parse_hardware_list, parse_precisions, refuse_format
@@ -96,14 +97,9 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
 def _check_output_kinds(asked: ConvertRequest, outputs: list[str] | None) -> None:
     """Refuse an --output-kind for an output the model lacks (where the client can read them)."""
     known = asked.outputs or outputs
-    if known is None:
-        return
-    unknown = [name for name in asked.output_kinds if name not in known]
+    unknown = unknown_outputs(asked.output_kinds, known) if known is not None else ""
     if unknown:
-        raise UsageError(
-            f"--output-kind names {', '.join(unknown)}, not an output of the model "
-            f"(it has {', '.join(known)})"
-        )
+        raise UsageError(unknown)
 
 
 def _check_sample_files(asked: ConvertRequest, specs: list[TensorSpec] | None) -> None:

@@ -76,3 +76,14 @@ def parse_kind(spec: str, output: str) -> NamedKind:
     if axis == 0:
         raise UsageError(f"--output-kind {output}: axis 0 is the batch, not a channel axis")
     return NamedKind(kind, axis)
+
+
+def unknown_outputs(named_kinds: dict[str, str], outputs: list[str]) -> str:
+    """Why ``--output-kind`` names outputs the model lacks, or "" when it names none: said by the
+    client where it can read a model's outputs, else by the worker."""
+    unknown = [name for name in named_kinds if name not in outputs]
+    if not unknown:
+        return ""
+    return (
+        f"--output-kind names {', '.join(unknown)}, not an output of the model (it has {', '.join(outputs)})"
+    )

@@ -13,7 +13,7 @@ from farm.core.errors import ConversionError, UnsupportedModelError, first_line
 from farm.core.targets import TARGETS
 from farm.core.toolchains import import_tensorflow, package_versions
 from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
-from workers.quantize import float_notes
+from workers.quantize import float_notes, output_head
 from workers.runtime import BuiltVariant, Runner
 
 if TYPE_CHECKING:
@@ -109,18 +109,14 @@ def tflite_head(tf: Any, function: Any) -> list[str]:
     names = {tensor["index"]: tensor["name"] for tensor in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()  # the only listing of a model's ops TFLite offers
     producer = {output: op for op in ops for output in op["outputs"]}
-    head: dict[str, None] = {}
-    waiting = [detail["index"] for detail in interpreter.get_output_details()]
-    seen: set[int] = set()
-    while waiting:
-        op = producer.get(waiting.pop())
-        if op is None or op["index"] in seen:
-            continue
-        seen.add(op["index"])
-        head.update(dict.fromkeys(names[index] for index in op["outputs"]))
-        if op["op_name"] not in TFLITE_WEIGHTED:
-            waiting += [index for index in op["inputs"] if index >= 0]
-    return list(head)
+    head = output_head(
+        [detail["index"] for detail in interpreter.get_output_details()],
+        producer,
+        identity=lambda op: op["index"],
+        weighted=lambda op: op["op_name"] in TFLITE_WEIGHTED,
+        inputs=lambda op: [index for index in op["inputs"] if index >= 0],
+    )
+    return list(dict.fromkeys(names[index] for op in head for index in op["outputs"]))
 
 
 def _with_float_nodes(tf: Any, converter: Any, calibration: Calibration, nodes: list[str]) -> bytes:
