@@ -178,13 +178,38 @@ class VariantBuilder:
     def source(self) -> SourceModel:
         r = self.request
         path = self.store.local(r.model_key, r.model_sha256)
-        return loaded_source(r.model_sha256, path, r.model_format, tuple(r.inputs), tuple(r.outputs))
+        shapes = tuple(sorted(self.sample_shapes.items()))
+        return loaded_source(
+            r.model_sha256,
+            path,
+            r.model_format,
+            tuple(r.inputs),
+            tuple(r.outputs),
+            r.options.allow_pickle,
+            shapes,
+        )
+
+    @cached_property
+    def sample_files(self) -> tuple[SampleFile | None, SampleFile | None]:
+        options = self.request.options
+        return (
+            self._samples(options.calib_key, options.calib_sha256, "--calib"),
+            self._samples(options.eval_key, options.eval_sha256, "--eval"),
+        )
+
+    @property
+    def sample_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each sample array's shape by input name (``--eval``'s where both files have one)."""
+        return {
+            name: array.shape
+            for samples in self.sample_files
+            if samples is not None
+            for name, array in samples.inputs.items()
+        }
 
     @cached_property
     def calibration(self) -> Calibration:
-        options = self.request.options
-        calib = self._samples(options.calib_key, options.calib_sha256, "--calib")
-        evaluation = self._samples(options.eval_key, options.eval_sha256, "--eval")
+        calib, evaluation = self.sample_files
         return make_calibration(
             self.source.inputs, calib, evaluation, self.settings.calib_samples, self.settings.verify_samples
         )
@@ -226,7 +251,7 @@ class VariantBuilder:
             size_bytes=_size_of(built.path),
             verification=verification,
             verified_on=self.calibration.verified_on,
-            notes=built.notes + chosen.search_notes + self.calibration.notes_for(planned.precision),
+            notes=built.notes + chosen.search_notes + self._notes_for(planned),
             measurements=measurements,
             host=socket.gethostname(),
             hardware_description=_hardware_description(built),
@@ -234,6 +259,11 @@ class VariantBuilder:
             benchmark_s=benchmarked - verified,
             signature=signature_of(self.source),
         )
+
+    def _notes_for(self, planned: PlannedVariant) -> list[str]:
+        """What the job's data says of this variant; the source's own notes go on native's row."""
+        source_notes = self.source.notes if planned.backend == NATIVE else []
+        return source_notes + self.calibration.notes_for(planned.precision)
 
     def search(self, backend: Backend, precision: str) -> Attempt:
         allowed = self.request.options.search
@@ -351,7 +381,13 @@ def signature_of(source: SourceModel) -> dict:
 
 @lru_cache(maxsize=1)
 def loaded_source(
-    model_sha256: str, path: Path, fmt: ModelFormat, inputs: tuple[TensorArg, ...], outputs: tuple[str, ...]
+    model_sha256: str,
+    path: Path,
+    fmt: ModelFormat,
+    inputs: tuple[TensorArg, ...],
+    outputs: tuple[str, ...],
+    allow_pickle: bool = False,
+    sample_shapes: tuple[tuple[str, tuple[int, ...]], ...] = (),
 ) -> SourceModel:
     """The source model, kept loaded (with its ONNX export) for this worker process's next task.
 
@@ -361,7 +397,9 @@ def loaded_source(
     """
     scratch = Path(tempfile.mkdtemp(prefix=f"farm-source-{model_sha256[:12]}-"))
     try:
-        source = load_source(path, fmt, list(inputs), list(outputs), scratch)
+        source = load_source(
+            path, fmt, list(inputs), list(outputs), scratch, allow_pickle, dict(sample_shapes)
+        )
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

@@ -59,6 +59,7 @@ def quantize_qdq(
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    refuse_if_nothing_to_quantize(source_onnx)
     prepared = prepare_for_quantization(source_onnx)
     options = recipe.options
     activations, weights = qdq_types(activations, recipe)
@@ -74,10 +75,50 @@ def quantize_qdq(
             reduce_range=bool(options.get("reduce_range")),
             calibrate_method=getattr(CalibrationMethod, options.get("calibration", "MinMax")),
             nodes_to_exclude=excluded or [],
+            **ml_safe_options(prepared),
         )
     except Exception as exc:
         raise ConversionError(f"INT8 quantization failed: {first_line(exc)}") from exc
+    refuse_if_nothing_quantized(target)
     return target
+
+
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger"}
+# What ONNX Runtime's quantizers give integer kernels to; a graph without any has nothing to quantize.
+QUANTIZABLE_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Attention", "LSTM", "GRU"}
+
+
+def refuse_if_nothing_quantized(path: Path, ops: set[str] = QUANTIZED_OPS) -> None:
+    """A "reduced-precision" variant left all in float is not one: its verdict says so instead
+    (tree ensembles and the other ai.onnx.ml operators have no integer kernels)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    if not any(node.op_type in ops for node in graph.node):
+        kinds = sorted({node.op_type for node in graph.node})[:6]
+        raise ConversionError(
+            f"nothing to quantize: none of its operators ({', '.join(kinds)}) has an integer kernel"
+        )
+
+
+def refuse_if_nothing_to_quantize(path: Path) -> None:
+    refuse_if_nothing_quantized(path, QUANTIZABLE_OPS)
+
+
+def ml_safe_options(path: Path) -> dict:
+    """quantize_static's options for a graph with ai.onnx.ml operators (a scikit-learn MLP picks
+    its label with ArrayFeatureExtractor): only the weighted layers and what joins them, and no
+    bias-driven weight rescaling, where ONNX Runtime 1.32's quantizer fails on per-channel MatMul
+    weights ("truth value of an array ... is ambiguous"). Nothing for every other graph."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    if all(node.domain in ("", "ai.onnx") for node in graph.node):
+        return {}
+    return {
+        "op_types_to_quantize": sorted(QUANTIZABLE_OPS | {"Add", "Relu"}),
+        "extra_options": {"QDQDisableWeightAdjustForInt32Bias": True},
+    }
 
 
 def qdq_types(activations: str, recipe: Recipe) -> tuple[str, str]:

@@ -22,7 +22,11 @@ app.command()(scoring.infer)
 
 @app.command()
 def convert(
-    model: Path = typer.Argument(..., help="Frozen graph .pb, SavedModel folder, .keras/.h5 or .onnx."),
+    model: Path = typer.Argument(
+        ...,
+        help="Frozen graph .pb, SavedModel folder, .keras/.h5, .onnx, PyTorch .pt2 (or TorchScript .pt), "
+        "scikit-learn .skops, XGBoost .json/.ubj, LightGBM .txt.",
+    ),
     hw: str = typer.Option(..., "--hw", help="Hardware classes, comma-separated: cpu,gpu,arm,fpga."),
     inputs: list[str] = typer.Option(
         [], "--inputs", help="Input tensor NAME[:shape], e.g. image:0:?,224,224,3. Repeat for several."
@@ -80,6 +84,11 @@ def convert(
     ),
     strict: bool = typer.Option(False, "--strict", help="Any variant failing verification fails the job."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when cached variants match."),
+    allow_pickle: bool = typer.Option(
+        False,
+        "--allow-pickle",
+        help="Load a pickle/joblib model: unpickling runs code from the file on every worker that loads it.",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Show live progress until every task ends."),
     timeout: float = typer.Option(
         0, "--timeout", min=0, help="With --wait: give up after this many seconds."
@@ -112,6 +121,7 @@ def convert(
         strict,
         output_kinds=parse_output_kinds(output_kind),
         search=search,
+        allow_pickle=allow_pickle,
     )
     job = submit_convert(settings, celery_app(), asked)
     console.print(job.id)

@@ -214,7 +214,7 @@ def choose_variants(session: Session, job: Job, pins: dict[str, str | None]) -> 
     state = store.job_state(store.tasks_of(session, job.id))
     if not state.finished:
         raise UsageError(f"job {job.id} is still {state.value}: score once the conversion has finished")
-    variants = [v for v in store.variants_of(session, job.id) if v.passed and v.backend != NATIVE]
+    variants = [v for v in store.variants_of(session, job.id) if v.passed and _can_serve(v)]
     benchmarks: dict[int, list[BenchmarkResult]] = {}
     for result in store.benchmarks_of(session, [v.id for v in variants if v.id is not None]):
         benchmarks.setdefault(result.variant_id, []).append(result)
@@ -231,6 +231,12 @@ def choose_variants(session: Session, job: Job, pins: dict[str, str | None]) -> 
             key=lambda v: max((b.throughput_per_s for b in benchmarks.get(v.id or 0, [])), default=0.0),
         )
     return chosen
+
+
+def _can_serve(variant: Variant) -> bool:
+    """Every verified variant serves; the native model too, once recorded with what loading it
+    again takes (a tree ensemble's own predict can beat ONNX Runtime)."""
+    return variant.backend != NATIVE or "model_format" in (variant.details or {})
 
 
 def _signature(variants: dict[str, Variant]) -> dict:

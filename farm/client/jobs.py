@@ -17,7 +17,14 @@ from farm.client.cluster import require_broker
 from farm.core.artifacts import ArtifactStore, open_store, sha256_of
 from farm.core.errors import FarmError, ServiceUnavailableError, UsageError, first_line
 from farm.core.jobspec import ConvertOptions
-from farm.core.modelfile import TensorArg, TensorSpec, detect_format
+from farm.core.modelfile import (
+    ModelFormat,
+    TensorArg,
+    TensorSpec,
+    detect_format,
+    refuse_unpickling,
+    shape_text,
+)
 from farm.core.outputkinds import unknown_outputs
 from farm.core.settings import FarmSettings
 from farm.core.signature import model_inputs, model_outputs
@@ -45,6 +52,7 @@ class ConvertRequest:
     strict: bool = False
     output_kinds: dict[str, str] = field(default_factory=dict)  # --output-kind, parsed
     search: bool = True
+    allow_pickle: bool = False  # --allow-pickle: the submitter trusts a pickle/joblib model file
 
 
 def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -> Job:
@@ -56,12 +64,14 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
     precisions = parse_precisions(asked.precisions, hardware_classes)
     model = asked.model
     model_format = detect_format(model)
+    refuse_unpickling(model_format, model, asked.allow_pickle)
     for hardware in hardware_classes:
-        refuse_format(hardware, model_format.value)  # arm converts TensorFlow models only
+        refuse_format(hardware, model_format.value)  # the DPU runs no tree ensemble
     specs = model_inputs(model, model_format, asked.inputs)  # refuses --inputs the model lacks
     if asked.output_kinds:
         _check_output_kinds(asked, model_outputs(model, model_format))
     _check_sample_files(asked, specs)
+    _check_shapes_known(asked, model_format, specs)
     require_broker(settings)
     ensure_schema(settings.database_url)
     artifacts = open_store(settings)
@@ -73,6 +83,7 @@ def submit_convert(settings: FarmSettings, app: Celery, asked: ConvertRequest) -
         strict=asked.strict,
         output_kinds=asked.output_kinds,
         search=asked.search,
+        allow_pickle=asked.allow_pickle,
         **asked.thresholds,
         **_stored_samples(artifacts, "calib", asked.calib),
         **_stored_samples(artifacts, "eval", asked.evaluation),
@@ -117,6 +128,26 @@ def _check_sample_files(asked: ConvertRequest, specs: list[TensorSpec] | None) -
     labelled = evaluation is not None or (calib is not None and calib.labels is not None)
     if asked.thresholds.get("max_accuracy_drop") is not None and not labelled:
         raise UsageError("--max-accuracy-drop needs labelled samples: --eval FILE, or labels in --calib")
+
+
+def _check_shapes_known(asked: ConvertRequest, fmt: ModelFormat, specs: list[TensorSpec] | None) -> None:
+    """A dimension besides the batch that the model leaves open is taken from the sample files;
+    with none given, from --inputs; else nothing could feed the model: refused here, not on a
+    worker. TorchScript declares no shapes at all."""
+    if asked.calib is not None or asked.evaluation is not None:
+        return
+    shaped = {arg.name for arg in asked.inputs if arg.shape is not None and None not in arg.shape[1:]}
+    if fmt is ModelFormat.TORCHSCRIPT and not shaped:
+        raise UsageError(
+            f"{asked.model.name}: TorchScript does not declare its input shapes: give them with "
+            "--inputs NAME:?,3,224,224 or give samples with --calib"
+        )
+    for spec in specs or []:
+        if None in spec.shape[1:]:
+            raise UsageError(
+                f"input {spec.name} has unknown dimensions {shape_text(spec.shape)}: give samples with "
+                f"--calib (their shape is used) or the shape with --inputs {spec.name}:?,..."
+            )
 
 
 def _read_samples(path: Path | None, flag: str) -> SampleFile | None:

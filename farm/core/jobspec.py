@@ -45,6 +45,7 @@ class ConvertOptions(StoredOptions):
     output_kinds: dict[str, str] = Field(default_factory=dict)  # --output-kind: name -> kind (outputkinds.py)
     search: bool = True  # a failing reduced-precision variant tries the backend's other recipes
     force: bool = False  # rebuild even when a cached variant matches
+    allow_pickle: bool = False  # --allow-pickle: the owner trusts a pickle/joblib model file
     strict: bool = False  # a variant failing verification fails its task
 
     def threshold_overrides(self) -> dict[str, float | None]:

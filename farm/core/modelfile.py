@@ -27,6 +27,18 @@ class ModelFormat(str, enum.Enum):
     SAVED_MODEL = "saved_model"
     KERAS = "keras"
     ONNX = "onnx"
+    TORCH_EXPORT = "torch_export"  # torch.export.save: an ExportedProgram (.pt2)
+    TORCHSCRIPT = "torchscript"  # torch.jit.save (.pt): deprecated upstream, still read
+    SKOPS = "skops"  # scikit-learn estimators and pipelines saved by skops.io.dump
+    XGBOOST = "xgboost"  # XGBoost's own model file (.json, .ubj)
+    LIGHTGBM = "lightgbm"  # LightGBM's own model file (.txt)
+    PICKLE = "pickle"  # pickle or joblib: runs code on load, so only with --allow-pickle
+
+
+# Formats whose loading unpickles: arbitrary code from the file runs on the worker that loads it.
+UNPICKLING_FORMATS = (ModelFormat.PICKLE,)
+# The modules a .skops file may hold types of; anything else is refused (farm.core.skopsfile).
+TRUSTED_MODULES = ("sklearn", "xgboost", "lightgbm", "numpy", "scipy")
 
 
 @dataclass(frozen=True)
@@ -66,12 +78,23 @@ def detect_format(path: Path) -> ModelFormat:
         ".keras": _check_keras_archive,
         ".h5": _check_hdf5,
         ".hdf5": _check_hdf5,
+        ".pt2": _check_torch_export,
+        ".pt": _check_torch_archive,
+        ".pth": _check_torch_archive,
+        ".skops": _check_skops,
+        ".json": _check_xgboost_json,
+        ".ubj": _check_xgboost_ubj,
+        ".txt": _check_lightgbm,
+        ".pkl": _pickle,
+        ".pickle": _pickle,
+        ".joblib": _pickle,
     }
     check = checks.get(path.suffix.lower())
     if check is None:
         raise UnsupportedModelError(
             f"{path}: not a model format farm reads "
-            "(expected a frozen graph .pb, a SavedModel folder, .keras, .h5 or .onnx)"
+            "(expected a frozen graph .pb, a SavedModel folder, .keras, .h5, .onnx, a PyTorch .pt2 or "
+            "TorchScript .pt, a scikit-learn .skops, an XGBoost .json/.ubj or a LightGBM .txt)"
         )
     return check(path)
 
@@ -121,6 +144,88 @@ def _check_hdf5(path: Path) -> ModelFormat:
         if handle.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
             raise CorruptModelError(f"{path}: not a valid HDF5 Keras model (bad file signature)")
     return ModelFormat.KERAS
+
+
+def _zip_names(path: Path, what: str) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CorruptModelError(f"{path}: not a valid {what} (not a zip archive: {exc})") from exc
+
+
+def _check_torch_export(path: Path) -> ModelFormat:
+    names = _zip_names(path, "torch.export archive")
+    if not any(name.endswith("models/model.json") or "serialized_exported_program" in name for name in names):
+        raise CorruptModelError(f"{path}: not an ExportedProgram saved by torch.export.save")
+    return ModelFormat.TORCH_EXPORT
+
+
+PT2_HOW = "torch.export.save(torch.export.export(model, example_inputs), 'model.pt2')"
+
+
+def _check_torch_archive(path: Path) -> ModelFormat:
+    names = _zip_names(path, "PyTorch file")
+    if any("/code/" in name for name in names):
+        return ModelFormat.TORCHSCRIPT
+    raise UnsupportedModelError(
+        f"{path}: a pickled PyTorch model or state dict (torch.save), which farm does not load "
+        f"(unpickling runs code); save an ExportedProgram instead: {PT2_HOW}"
+    )
+
+
+def _check_skops(path: Path) -> ModelFormat:
+    from farm.core.skopsfile import untrusted_types
+
+    refused = untrusted_types(path, TRUSTED_MODULES)
+    if refused:
+        allowed = ", ".join(TRUSTED_MODULES)
+        raise UnsupportedModelError(
+            f"{path}: holds types farm does not trust ({', '.join(refused[:5])}); "
+            f"a .skops file may hold types of {allowed} only"
+        )
+    return ModelFormat.SKOPS
+
+
+def _check_xgboost_json(path: Path) -> ModelFormat:
+    import json
+
+    try:
+        document = json.loads(path.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise CorruptModelError(f"{path}: not valid JSON ({first_line(exc)})") from exc
+    if not isinstance(document, dict) or "learner" not in document:
+        raise UnsupportedModelError(f"{path}: a JSON file, but not an XGBoost model (no 'learner')")
+    return ModelFormat.XGBOOST
+
+
+def _check_xgboost_ubj(path: Path) -> ModelFormat:
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if not head.startswith(b"{") or b"learner" not in head:
+        raise CorruptModelError(f"{path}: not an XGBoost UBJSON model")
+    return ModelFormat.XGBOOST
+
+
+def _check_lightgbm(path: Path) -> ModelFormat:
+    with path.open("rb") as handle:
+        head = handle.read(256)
+    if not head.startswith(b"tree\n") or b"version=" not in head:
+        raise UnsupportedModelError(f"{path}: a text file, but not a LightGBM model (Booster.save_model)")
+    return ModelFormat.LIGHTGBM
+
+
+def _pickle(path: Path) -> ModelFormat:
+    return ModelFormat.PICKLE
+
+
+def refuse_unpickling(fmt: ModelFormat, path: Path, allowed: bool) -> None:
+    """A format that unpickles is loaded only when its owner said so with --allow-pickle."""
+    if fmt in UNPICKLING_FORMATS and not allowed:
+        raise UsageError(
+            f"{path}: a pickle/joblib file runs code from the file on every worker that loads it; "
+            "save it with skops.io.dump (.skops) instead, or pass --allow-pickle if you trust it"
+        )
 
 
 def shape_text(shape: tuple[int | None, ...]) -> str:

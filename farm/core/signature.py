@@ -31,7 +31,8 @@ def model_inputs(path: Path, fmt: ModelFormat, named: list[TensorArg]) -> list[T
     """
     if fmt is ModelFormat.FROZEN_GRAPH:
         return _frozen_graph_inputs(path, named)
-    declared = _READERS[fmt](path)
+    reader = _READERS.get(fmt)
+    declared = reader(path) if reader is not None else None  # PyTorch, tabular: read on the worker
     if declared is None:
         return None
     return _applied(declared, named, fmt is not ModelFormat.ONNX)

@@ -17,7 +17,10 @@ NATIVE = "native"
 # Every precision a backend may build, in the order variants are built and shown.
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 TENSORFLOW_FORMATS = ("frozen_graph", "saved_model", "keras")
-ALL_FORMATS = (*TENSORFLOW_FORMATS, "onnx")
+PYTORCH_FORMATS = ("torch_export", "torchscript")
+TABULAR_FORMATS = ("skops", "xgboost", "lightgbm", "pickle")  # scikit-learn, XGBoost, LightGBM
+NETWORK_FORMATS = (*TENSORFLOW_FORMATS, "onnx", *PYTORCH_FORMATS)
+ALL_FORMATS = (*NETWORK_FORMATS, *TABULAR_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,13 @@ class Target:
 
     def refuse_format(self, model_format: str) -> None:
         if model_format not in self.model_formats:
-            readable = ", ".join(fmt.replace("_", " ") for fmt in self.model_formats)
             hardware = self.hardware or self.name
+            if model_format in TABULAR_FORMATS:
+                raise UnsupportedModelError(
+                    f"{hardware} cannot run a {model_format.replace('_', ' ')} model's operators "
+                    f"(tree ensembles and other ai.onnx.ml operators): leave {hardware} out of --hw"
+                )
+            readable = ", ".join(fmt.replace("_", " ") for fmt in self.model_formats)
             raise UnsupportedModelError(
                 f"{hardware} converts from {readable}, not {model_format.replace('_', ' ')}: "
                 f"submit the model in one of those formats, or leave {hardware} out of --hw"
@@ -72,11 +80,20 @@ TARGETS: dict[str, Target] = {
             "arm",
         ),
         Target(
+            "arm-ort",
+            "arm",
+            "ONNX Runtime on ARM CPUs: FP32 (optimised graph), dynamically quantized MatMul, INT8 static QDQ",
+            ("fp32", "dynamic", "int8"),
+            ALL_FORMATS,
+            ("tensorflow", "tf2onnx", "onnxruntime"),
+            "arm",
+        ),
+        Target(
             "fpga",
             "fpga",
             "Xilinx DPUs (Vitis AI): INT8 QDQ ONNX, power-of-two scales, by AMD Quark XINT8",
             ("int8",),
-            ALL_FORMATS,
+            NETWORK_FORMATS,  # the DPU runs convolutions and dense layers: no tree ensemble operators
             ("tensorflow", "tf2onnx", "onnxruntime", "quark", "torch"),
             "fpga",
         ),

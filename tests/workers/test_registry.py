@@ -6,6 +6,7 @@ from farm.core.errors import UnsupportedModelError, UsageError
 from farm.core.modelfile import ModelFormat
 from farm.core.settings import FarmSettings
 from farm.core.targets import (
+    ALL_FORMATS,
     NATIVE,
     PRECISIONS,
     TARGETS,
@@ -78,8 +79,18 @@ def test_a_class_refuses_a_model_format_none_of_its_runtimes_converts_from() -> 
     refuse_format("cpu", "onnx")
     refuse_format("arm", "keras")
     refuse_format("gpu", "onnx")
-    with pytest.raises(UnsupportedModelError, match="arm converts from frozen graph, saved"):
-        refuse_format("arm", "onnx")
+    refuse_format("arm", "onnx")  # ONNX Runtime, beside TFLite
+    refuse_format("arm", "xgboost")
+    with pytest.raises(UnsupportedModelError, match="fpga cannot run a skops model's operators"):
+        refuse_format("fpga", "skops")
+    with pytest.raises(UnsupportedModelError, match="fpga cannot run a lightgbm"):
+        refuse_format("fpga", "lightgbm")
+
+
+def test_arm_builds_with_tflite_and_onnx_runtime_and_every_format_reaches_it() -> None:
+    assert [backend.name for backend in backends_for("arm")] == ["arm", "arm-ort"]
+    assert class_precisions("arm") == ("fp32", "fp16", "dynamic", "int8")
+    assert all(fmt in TARGETS["arm-ort"].model_formats for fmt in ALL_FORMATS)
 
 
 def test_the_gpu_class_has_two_runtimes_and_offers_what_either_builds() -> None:

@@ -39,10 +39,14 @@ class ArmBackend(TargetBackend):
         settings: FarmSettings,
         recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
+        from workers.sources.base import fixed_shape_notes
+
         if source.tf_function is None:
             raise UnsupportedModelError("arm variants are converted from TensorFlow models, not ONNX")
         tf = import_tensorflow()
-        function = source.tf_function()
+        # TFLite and XNNPACK plan for fixed shapes: dimensions the model leaves open are fixed to
+        # the samples' (the batch stays resizable).
+        function = source.tf_function(source.inputs if source.shapes_from_samples else None)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
         _configure(tf, converter, precision, calibration, recipe)
         details: dict = {}
@@ -58,7 +62,8 @@ class ArmBackend(TargetBackend):
         target.write_bytes(flatbuffer)
         if recipe.options.get("int16_activations"):
             details["int8"] = "int8 weights, int16 activations"
-        return BuiltVariant(target, "tflite", precision, interpreter_name(), float_notes(details), details)
+        notes = float_notes(details) + fixed_shape_notes(source)
+        return BuiltVariant(target, "tflite", precision, interpreter_name(), notes, details)
 
     def recipes(self, precision: str) -> tuple[Recipe, ...]:
         return ARM_RECIPES if precision == "int8" else (DEFAULT_RECIPE,)

@@ -1,6 +1,7 @@
-"""The baseline: the submitted model run as is, by its own framework (TensorFlow, or ONNX Runtime
-for an ONNX submission). Every hardware class measures it, so each speedup compares two runs on
-the same machine."""
+"""The baseline: the submitted model run as is, by its own framework (TensorFlow, PyTorch,
+scikit-learn, XGBoost, LightGBM, or ONNX Runtime for an ONNX submission). Every hardware class
+measures it, so each speedup compares two runs on the same machine; batch scoring serves it where
+it is the fastest verified variant (tree ensembles' own predict often is)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,31 @@ class NativeBackend(TargetBackend):
         recipe: Recipe = DEFAULT_RECIPE,
     ) -> BuiltVariant:
         self._source = source  # only the current task's source stays referenced
-        return BuiltVariant(source.path, source.framework, "fp32", source.runtime)
+        return BuiltVariant(
+            source.path, source.framework, "fp32", source.runtime, details=source.reload_details()
+        )
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
-        if self._source is None or self._source.path != variant.path:
-            raise RuntimeError(f"native baseline {variant.path} was not converted in this process")
-        return self._source.run
+        """The source converted in this process, or else (a scoring worker) the model loaded again."""
+        if self._source is not None and self._source.path == variant.path:
+            return self._source.run
+        import tempfile
+
+        from farm.core.modelfile import ModelFormat, TensorArg
+        from workers.sources import load_source
+
+        details = variant.details
+        if "model_format" not in details:
+            raise RuntimeError(f"native baseline {variant.path} was recorded before it could serve")
+        source = load_source(
+            variant.path,
+            ModelFormat(details["model_format"]),
+            [TensorArg.from_json(arg) for arg in details["inputs"]],
+            outputs,
+            Path(tempfile.mkdtemp(prefix="farm-native-")),
+            details.get("allow_pickle", False),
+        )
+        return source.run
 
 
 BACKEND = NativeBackend()

@@ -1,4 +1,4 @@
-"""Load a submitted model as the *source*: the reference every variant is verified against.
+"""TensorFlow models as sources.
 
 Every TensorFlow format (frozen graph, SavedModel, Keras) is reduced to one frozen GraphDef with
 named input and output tensors, which is what tf2onnx converts; the reference outputs come from
@@ -18,71 +18,16 @@ import numpy as np
 from farm.core.errors import CorruptModelError, HostResourceError, ModelError, first_line
 from farm.core.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, tensor_name
 from farm.core.toolchains import import_tensorflow
+from workers.sources.base import ONNX_OPSET, SourceModel, SourceRequest
 
-ONNX_OPSET = 17
 # Ops that end a graph without being a model output.
 NON_OUTPUT_OPS = {"NoOp", "Const", "Placeholder", "PlaceholderWithDefault", "Assert", "VarHandleOp"}
 
 
-class SourceModel:
-    """A model's inputs, outputs, a way to run it, and ways to turn it into ONNX or a TF function."""
-
-    def __init__(
-        self,
-        inputs: list[TensorSpec],
-        output_names: list[str],
-        run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
-        write_onnx: Callable[[Path], object],
-        runtime: str,
-        tf_function: Callable[[], Any] | None = None,
-    ) -> None:
-        self.inputs = inputs
-        self.output_names = output_names
-        self.run = run
-        self.write_onnx = write_onnx
-        self.runtime = runtime
-        # A TensorFlow concrete function over the frozen graph (for the TFLite converter);
-        # None when the source is not a TensorFlow model.
-        self.tf_function = tf_function
-        self.path = Path()  # the submitted model file or folder; set by load_source
-        self.scratch = Path()  # where files derived from the model go; set by load_source
-        self._onnx: Path | None = None
-
-    @property
-    def framework(self) -> str:
-        """What the submitted model is native to: "tensorflow" or "onnx"."""
-        return "tensorflow" if self.tf_function is not None else "onnx"
-
-    def onnx(self) -> Path:
-        """The model as ONNX, exported once and shared by every backend that starts from ONNX."""
-        if self._onnx is None or not self._onnx.exists():
-            path = self.scratch / "source.onnx"
-            self.write_onnx(path)
-            self._onnx = path
-        return self._onnx
-
-
-def load_source(
-    path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: list[str], scratch: Path
-) -> SourceModel:
-    """The model at ``path``; ``scratch`` is an existing folder for what is derived from it, which
-    lives as long as the returned source (its ONNX export)."""
-    source = (
-        _onnx_source(path, inputs)
-        if fmt is ModelFormat.ONNX
-        else _tensorflow_source(path, fmt, inputs, outputs)
-    )
-    source.path = path
-    source.scratch = scratch
-    return source
-
-
-def _tensorflow_source(
-    path: Path, fmt: ModelFormat, inputs: list[TensorArg], outputs: list[str]
-) -> SourceModel:
+def load(path: Path, fmt: ModelFormat, request: SourceRequest) -> SourceModel:
     tf = import_tensorflow()
     try:
-        return _LOADERS[fmt](tf, path, inputs, outputs)
+        return _LOADERS[fmt](tf, path, request.inputs, request.outputs)
     except ModelError:
         raise
     except Exception as exc:
@@ -153,6 +98,18 @@ def _graph_function(tf: Any, graph_def: Any, input_names: list[str], output_name
     """A concrete function running a frozen GraphDef from the named inputs to the named outputs."""
     imported = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
     return imported.prune(input_names, output_names)
+
+
+def _with_input_shapes(tf: Any, graph_def: Any, specs: list[TensorSpec]) -> Any:
+    """A copy of the graph whose input Placeholders have the specs' shapes (None: unknown)."""
+    fixed = tf.compat.v1.GraphDef()
+    fixed.CopyFrom(graph_def)
+    shapes = {node_name(spec.name): spec.shape for spec in specs}
+    for node in fixed.node:
+        if node.op == "Placeholder" and node.name in shapes:
+            dims = [-1 if dim is None else dim for dim in shapes[node.name]]
+            node.attr["shape"].shape.CopyFrom(tf.TensorShape(dims).as_proto())
+    return fixed
 
 
 def _frozen_graph_inputs(tf: Any, nodes: dict, inputs: list[TensorArg]) -> list[TensorSpec]:
@@ -285,59 +242,25 @@ def _tf_source(
             output_path=str(target),
         )
 
-    def tf_function() -> Any:
-        return _graph_function(tf, graph_def, [spec.name for spec in specs], output_names)
+    def tf_function(fixed: list[TensorSpec] | None = None) -> Any:
+        """The graph as a function; ``fixed`` gives its inputs these shapes (a fixed-shape target)."""
+        graph = graph_def if fixed is None else _with_input_shapes(tf, graph_def, fixed)
+        return _graph_function(tf, graph, [spec.name for spec in specs], output_names)
 
     # The report names what the baseline ran on: TensorFlow uses a GPU only where its CUDA build is installed.
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     runtime = f"tensorflow {tf.__version__} ({device})"
-    return SourceModel(specs, output_names, run, write_onnx, runtime=runtime, tf_function=tf_function)
+    return SourceModel(
+        specs, output_names, run, write_onnx, runtime=runtime, tf_function=tf_function, framework="tensorflow"
+    )
 
 
+FORMATS = (ModelFormat.FROZEN_GRAPH, ModelFormat.SAVED_MODEL, ModelFormat.KERAS)
 _LOADERS = {
     ModelFormat.FROZEN_GRAPH: _frozen_graph_source,
     ModelFormat.SAVED_MODEL: _saved_model_source,
     ModelFormat.KERAS: _keras_source,
 }
-
-
-# --- ONNX: already converted; its own unoptimised run is the reference -------------------------
-
-
-def _onnx_source(path: Path, inputs: list[TensorArg]) -> SourceModel:
-    import shutil
-
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    shapes = {arg.name: arg.shape for arg in inputs}
-    specs = [
-        TensorSpec(
-            i.name,
-            shapes.get(i.name) or tuple(d if isinstance(d, int) else None for d in i.shape),
-            _onnx_numpy_dtype(i.type),
-        )
-        for i in session.get_inputs()
-    ]
-    output_names = [o.name for o in session.get_outputs()]
-
-    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return list(session.run(output_names, feeds))
-
-    return SourceModel(
-        specs,
-        output_names,
-        run,
-        lambda target: shutil.copyfile(path, target),
-        f"onnxruntime {ort.__version__} (CPUExecutionProvider, unoptimised)",
-    )
-
-
-def _onnx_numpy_dtype(onnx_type: str) -> str:
-    name = onnx_type.removeprefix("tensor(").removesuffix(")")
-    return {"float": "float32", "double": "float64", "float16": "float16"}.get(name, name)
 
 
 def _as_list(results: Any) -> list:

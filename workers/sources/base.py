@@ -1,0 +1,129 @@
+"""What every source framework hands the rest of the worker: a SourceModel, the reference every
+variant is verified against. Imports no framework."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.core.errors import ModelError
+from farm.core.modelfile import TensorArg, TensorSpec, shape_text
+
+ONNX_OPSET = 17
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """What the job says about its model beyond the file: ``--inputs``, ``--outputs``, and whether
+    its owner allowed a format that unpickles (it runs code from the file on the worker)."""
+
+    inputs: list[TensorArg] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    allow_pickle: bool = False
+
+
+class SourceModel:
+    """A model's inputs, outputs, a way to run it, and ways to turn it into ONNX or a TF function."""
+
+    def __init__(
+        self,
+        inputs: list[TensorSpec],
+        output_names: list[str],
+        run: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
+        write_onnx: Callable[[Path], object],
+        runtime: str,
+        tf_function: Callable[..., Any] | None = None,
+        framework: str = "",
+    ) -> None:
+        self.inputs = inputs
+        self.output_names = output_names
+        self.run = run
+        self.write_onnx = write_onnx
+        self.runtime = runtime
+        # A TensorFlow concrete function over the frozen graph (for the TFLite converter);
+        # None when the source is not a TensorFlow model.
+        self.tf_function = tf_function
+        # What the submitted model is native to: "tensorflow", "onnx", "pytorch", "scikit-learn"...
+        self.framework = framework or ("tensorflow" if tf_function is not None else "onnx")
+        self.path = Path()  # the submitted model file or folder; set by load_source
+        self.request = SourceRequest()  # what the job said of it; set by load_source
+        self.format = ""  # its farm.core.modelfile.ModelFormat value; set by load_source
+        self.scratch = Path()  # where files derived from the model go; set by load_source
+        self.notes: list[str] = []  # what its native row must say once (a deprecated format...)
+        self.shapes_unknown: list[str] = []  # inputs whose rank the model does not declare (TorchScript)
+        # Inputs whose unknown dimensions (besides the batch) were taken from the sample files:
+        # fixed-shape targets (TFLite, the DPU) are fixed to them and say so.
+        self.shapes_from_samples: dict[str, tuple[int | None, ...]] = {}
+        self._onnx: Path | None = None
+
+    def onnx(self) -> Path:
+        """The model as ONNX, exported once and shared by every backend that starts from ONNX."""
+        if self._onnx is None or not self._onnx.exists():
+            path = self.scratch / "source.onnx"
+            self.write_onnx(path)
+            self._onnx = path
+        return self._onnx
+
+    def reload_details(self) -> dict[str, Any]:
+        """What loading it again elsewhere takes (a scoring worker serving the native model)."""
+        return {
+            "model_format": self.format,
+            "inputs": [TensorArg(spec.name, spec.shape).to_json() for spec in self.inputs],
+            "outputs": self.output_names,
+            "allow_pickle": self.request.allow_pickle,
+        }
+
+
+def rename_outputs(model: Any, names: dict[str, str]) -> None:
+    """Rename graph outputs of an ONNX ModelProto in place, and every node output feeding them."""
+    for node in model.graph.node:
+        node.output[:] = [names.get(name, name) for name in node.output]
+    for output in model.graph.output:
+        output.name = names.get(output.name, output.name)
+
+
+def fill_from_samples(source: SourceModel, sample_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Give the source's inputs the sample files' sizes wherever the model leaves a dimension
+    besides the batch unknown (or, for TorchScript, its whole shape). An input the samples do not
+    cover keeps its unknowns; one without even a rank is refused."""
+    filled = []
+    for spec in source.inputs:
+        sample = _sample_shape(spec.name, sample_shapes, len(source.inputs))
+        unranked = spec.name in source.shapes_unknown
+        if unranked and sample is None:
+            raise ModelError(
+                f"input {spec.name}: the model does not declare its shape; give it with "
+                f"--inputs {spec.name}:?,... or give samples with --calib"
+            )
+        if sample is None or not (unranked or _fillable(spec.shape, sample)):
+            filled.append(spec)
+            continue
+        known = (None, *sample[1:]) if unranked else spec.shape
+        filled_dims = (s if d is None else d for d, s in zip(known[1:], sample[1:], strict=True))
+        shape = (known[0], *filled_dims)
+        source.shapes_from_samples[spec.name] = shape
+        filled.append(TensorSpec(spec.name, shape, spec.dtype))
+    source.inputs = filled
+
+
+def _fillable(shape: tuple[int | None, ...], sample: tuple[int, ...]) -> bool:
+    return len(shape) == len(sample) and any(dim is None for dim in shape[1:])
+
+
+def _sample_shape(name: str, shapes: dict[str, tuple[int, ...]], inputs: int) -> tuple[int, ...] | None:
+    for key in (name, name.split(":")[0]):
+        if key in shapes:
+            return shapes[key]
+    return shapes.get("") if inputs == 1 else None  # a lone array feeds the only input
+
+
+def fixed_shape_notes(source: SourceModel) -> list[str]:
+    """What a fixed-shape variant says when the samples fixed dimensions the model left open."""
+    return [
+        f"input {name} fixed to {shape_text(shape)}, the samples' shape (the model leaves it open)"
+        for name, shape in source.shapes_from_samples.items()
+    ]
