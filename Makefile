@@ -11,7 +11,7 @@ UV_INSTALL := $(UV) pip install --quiet --compile-bytecode --python $(BIN)/pytho
 # machine has one (PyPI's default torch pulls several GB of CUDA packages).
 TORCH_CPU := torch==2.13.0
 TORCH_SOURCE := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--index-url https://download.pytorch.org/whl/cpu)
-EXTRAS := cpu,arm,fpga,report,samples,s3,monitor
+EXTRAS := cpu,arm,fpga,torch,tabular,report,samples,s3,monitor
 
 .PHONY: demo test check lint down clean bench-scoring refusals-table
 

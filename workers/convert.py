@@ -123,7 +123,9 @@ def plan_variants(request: ConversionRequest, settings: FarmSettings) -> list[Pl
         raise ToolchainMissingError(f"this {request.hardware} worker can build nothing: {problems}")
     wanted = request.options.precisions
     plans = [(native_backend(), "fp32")]
-    for backend in backends:
+    # A class with several runtimes builds with those that take the model (arm: TFLite takes
+    # TensorFlow models only, ONNX Runtime every format).
+    for backend in [b for b in backends if request.model_format.value in b.target.model_formats]:
         plans += [
             (backend, precision) for precision in backend.precisions if not wanted or precision in wanted
         ]

@@ -304,3 +304,20 @@ def to_fp16(source_onnx: Path, target: Path) -> Path:
 
     onnx.save(convert_float_to_float16(onnx.load(str(source_onnx)), keep_io_types=True), str(target))
     return target
+
+
+def with_fixed_inputs(model_path: Path, shapes: dict[str, tuple[int | None, ...]]) -> Path:
+    """The model with these inputs' dimensions fixed (None stays open: the batch); the same file
+    when there are none to fix."""
+    import onnx
+
+    if not shapes:
+        return model_path
+    model = onnx.load(str(model_path))
+    for value in model.graph.input:
+        for dim, size in zip(value.type.tensor_type.shape.dim, shapes.get(value.name, ()), strict=False):
+            if size is not None:
+                dim.dim_value = size
+    fixed = model_path.with_name(f"{model_path.stem}.fixed.onnx")
+    onnx.save(onnx.shape_inference.infer_shapes(model), str(fixed))
+    return fixed

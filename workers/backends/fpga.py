@@ -23,6 +23,7 @@ from workers.quantize import (
     float_nodes,
     float_notes,
     prepare_for_quantization,
+    with_fixed_inputs,
     working_directory,
 )
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
@@ -69,7 +70,10 @@ class FpgaBackend(TargetBackend):
         if precision != "int8":
             raise unsupported_precision(self.name, precision)
         target = workdir / "model_xint8.onnx"
-        prepared = prepare_for_quantization(source.onnx())
+        from workers.sources.base import fixed_shape_notes
+
+        # The DPU compiles for fixed shapes: dimensions the model leaves open take the samples'.
+        prepared = with_fixed_inputs(prepare_for_quantization(source.onnx()), source.shapes_from_samples)
         method = recipe.options.get("method", settings.fpga_calibration)
         excluded = float_nodes(source.onnx(), recipe)
         _quantize_xint8(prepared, calibration, target, method, excluded, recipe.options.get("fast_finetune"))
@@ -78,7 +82,9 @@ class FpgaBackend(TargetBackend):
             details["fp32_nodes"] = excluded  # run by the CPU beside the DPU
         if recipe.options.get("fast_finetune"):
             details["quantizer"] += ", AdaQuant fast finetune"
-        notes = ([] if has_vitis_provider() else [NO_DPU_NOTE]) + float_notes(details)
+        notes = (
+            ([] if has_vitis_provider() else [NO_DPU_NOTE]) + float_notes(details) + fixed_shape_notes(source)
+        )
         return BuiltVariant(target, "onnx", "int8", _runtime_name(), notes, details)
 
     def recipes(self, precision: str) -> tuple[Recipe, ...]:

@@ -1,0 +1,150 @@
+"""Small models of every framework farm takes beyond TensorFlow, trained here in seconds, for the
+tests and benchmarks/tabular.py: scikit-learn, XGBoost and LightGBM models on one tabular task,
+a PyTorch network as an ExportedProgram and as TorchScript, and ONNX models as real exports come:
+weights in Constant nodes, and height and width left open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FEATURES = 8
+CLASSES = 3
+SEED = 19
+
+
+def tabular_task(rows: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows (float32) and their class, from one fixed generator: every call with the same
+    seed draws from the same task, so a model trained on one draw scores another."""
+    from sklearn.datasets import make_classification
+
+    features, labels = make_classification(
+        rows, FEATURES, n_informative=5, n_classes=CLASSES, random_state=seed, shuffle=False
+    )
+    return features.astype(np.float32), labels
+
+
+def write_tabular(folder: Path, rows: int = 2_000, trees: int = 30) -> dict[str, Path]:
+    """A random forest (.skops), a scaler + logistic regression pipeline (.joblib, a pickle), an
+    XGBoost classifier (.json), a LightGBM regressor (.txt); calibration samples; a Parquet table
+    to score (f0..f7 and an id)."""
+    import joblib
+    import lightgbm as lgb
+    import skops.io as sio
+    import xgboost as xgb
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    folder.mkdir(parents=True, exist_ok=True)
+    features, labels = tabular_task(1_500)
+    paths = {name: folder / file for name, file in TABULAR_FILES.items()}
+    forest = RandomForestClassifier(trees, max_depth=8, random_state=0, n_jobs=1).fit(features, labels)
+    sio.dump(forest, paths["forest"])
+    joblib.dump(
+        make_pipeline(StandardScaler(), LogisticRegression()).fit(features, labels), paths["pipeline"]
+    )
+    xgb.XGBClassifier(n_estimators=trees, max_depth=4, n_jobs=1).fit(features, labels).save_model(
+        paths["xgboost"]
+    )
+    regressor = lgb.LGBMRegressor(n_estimators=trees, verbose=-1, n_jobs=1).fit(
+        features, labels.astype(float)
+    )
+    regressor.booster_.save_model(str(paths["lightgbm"]))
+    np.save(paths["calib"], features[:300])
+    write_feature_rows(paths["data"], rows)
+    return paths
+
+
+TABULAR_FILES = {
+    "forest": "forest.skops",
+    "pipeline": "pipeline.joblib",
+    "xgboost": "boosted.json",
+    "lightgbm": "regressor.txt",
+    "calib": "features.npy",
+    "data": "rows.parquet",
+}
+
+
+def write_feature_rows(target: Path, rows: int, seed: int = SEED + 1) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    features, _ = tabular_task(rows, seed)
+    columns = {f"f{index}": features[:, index] for index in range(FEATURES)}
+    pq.write_table(pa.table({"id": np.arange(rows, dtype=np.int64), **columns}), target)
+    return target
+
+
+def write_torch(folder: Path) -> dict[str, Path]:
+    """A small convolutional classifier (NCHW 3x16x16, batch left open) saved by torch.export.save
+    and by torch.jit.save, with calibration samples."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    module = _torch_classifier(torch).eval()
+    example = torch.randn(4, 3, 16, 16)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(module, (example,), dynamic_shapes={"image": {0: batch}})
+    paths = {"pt2": folder / "classifier.pt2", "torchscript": folder / "classifier_ts.pt"}
+    torch.export.save(program, str(paths["pt2"]))
+    torch.jit.save(torch.jit.trace(module, example), str(paths["torchscript"]))
+    paths["calib"] = folder / "images.npy"
+    np.save(paths["calib"], np.random.default_rng(3).random((150, 3, 16, 16), dtype=np.float32))
+    paths["pickled"] = folder / "pickled.pt"
+    torch.save(module.state_dict(), paths["pickled"])  # what torch.save(model) writes too: a pickle
+    return paths
+
+
+def _torch_classifier(torch: Any) -> Any:
+    """A class defined where torch is imported, so that importing this module needs no torch."""
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.head = torch.nn.Linear(8, 4)
+
+        def forward(self, image: Any) -> Any:
+            features = torch.relu(self.conv(image)).mean(dim=(2, 3))
+            return torch.softmax(self.head(features), dim=-1)
+
+    return Classifier()
+
+
+def write_open_shape_onnx(folder: Path) -> dict[str, Path]:
+    """An ONNX classifier as many exporters write one: weights in Constant nodes, and height and
+    width left open (N,3,?,?); with calibration samples of 3x12x12 images."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(4)
+
+    def constant(name: str, values: np.ndarray) -> Any:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(values, name))
+
+    nodes = [
+        constant("conv_w", rng.normal(0, 0.3, (6, 3, 3, 3)).astype(np.float32)),
+        constant("dense_w", rng.normal(0, 0.5, (6, 4)).astype(np.float32)),
+        helper.make_node("Conv", ["image", "conv_w"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["relu"]),
+        helper.make_node("GlobalAveragePool", ["relu"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "dense_w"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["scores"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "open_shape",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    paths = {"model": folder / "open_shape.onnx", "calib": folder / "open_shape_calib.npy"}
+    onnx.save(model, paths["model"])
+    np.save(paths["calib"], rng.random((150, 3, 12, 12), dtype=np.float32))
+    return paths
