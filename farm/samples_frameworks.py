@@ -27,7 +27,7 @@ def tabular_task(rows: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_tabular(folder: Path, rows: int = 2_000, trees: int = 30) -> dict[str, Path]:
-    """A random forest (.skops), a scaler + logistic regression pipeline (.joblib, a pickle), an
+    """A random forest (.skops), a scaler + MLP pipeline (.joblib, a pickle), an
     XGBoost classifier (.json), a LightGBM regressor (.txt); calibration samples; a Parquet table
     to score (f0..f7 and an id)."""
     import joblib
@@ -35,7 +35,7 @@ def write_tabular(folder: Path, rows: int = 2_000, trees: int = 30) -> dict[str,
     import skops.io as sio
     import xgboost as xgb
     from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -44,9 +44,8 @@ def write_tabular(folder: Path, rows: int = 2_000, trees: int = 30) -> dict[str,
     paths = {name: folder / file for name, file in TABULAR_FILES.items()}
     forest = RandomForestClassifier(trees, max_depth=8, random_state=0, n_jobs=1).fit(features, labels)
     sio.dump(forest, paths["forest"])
-    joblib.dump(
-        make_pipeline(StandardScaler(), LogisticRegression()).fit(features, labels), paths["pipeline"]
-    )
+    network = MLPClassifier((32,), max_iter=400, random_state=0)
+    joblib.dump(make_pipeline(StandardScaler(), network).fit(features, labels), paths["pipeline"])
     xgb.XGBClassifier(n_estimators=trees, max_depth=4, n_jobs=1).fit(features, labels).save_model(
         paths["xgboost"]
     )
@@ -129,7 +128,7 @@ def write_open_shape_onnx(folder: Path) -> dict[str, Path]:
 
     nodes = [
         constant("conv_w", rng.normal(0, 0.3, (6, 3, 3, 3)).astype(np.float32)),
-        constant("dense_w", rng.normal(0, 0.5, (6, 4)).astype(np.float32)),
+        constant("dense_w", rng.normal(0, 4.0, (6, 4)).astype(np.float32)),  # clear decisions
         helper.make_node("Conv", ["image", "conv_w"], ["conv"], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["conv"], ["relu"]),
         helper.make_node("GlobalAveragePool", ["relu"], ["pooled"]),
@@ -146,5 +145,8 @@ def write_open_shape_onnx(folder: Path) -> dict[str, Path]:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     paths = {"model": folder / "open_shape.onnx", "calib": folder / "open_shape_calib.npy"}
     onnx.save(model, paths["model"])
-    np.save(paths["calib"], rng.random((150, 3, 12, 12), dtype=np.float32))
+    # Images whose colour differs from one to the next, as real ones do (pure noise would pool
+    # to nearly one value, and leave the classifier nothing to decide).
+    colours = rng.random((150, 3, 1, 1)) * 2
+    np.save(paths["calib"], (colours + 0.2 * rng.random((150, 3, 12, 12))).astype(np.float32))
     return paths

@@ -53,21 +53,24 @@ def test_tabular_models_convert_on_cpu_and_arm_and_score_exactly_as_the_library_
         rows = {(row["hardware"], row["backend"], row["precision"]): row for row in _report(farm, job_id)}
         for hardware, backend in (("cpu", "cpu"), ("arm", "arm-ort")):
             assert rows[(hardware, backend, "fp32")]["passed"], (name, rows[(hardware, backend, "fp32")])
-        if name == "pipeline":  # a linear model quantizes: its INT8 is a real variant
+        if name == "pipeline":  # a network quantizes: its INT8 is a real variant
             assert ("cpu", "cpu", "int8") in rows
         else:  # a tree ensemble has no integer kernels: INT8 says so instead of passing as float
             assert ("cpu", "cpu", "int8") not in rows
             status = farm.cli("status", job_id)
             assert "nothing to quantize" in status.stdout + status.stderr, status.stdout
-        scored = _score(farm, job_id, tabular["data"], tmp_path / name)
+        # The fastest verified variant of each class serves; the MLP's INT8 is close, not equal,
+        # to the library's predictions, so its scoring is pinned to FP32.
+        pins = ("--precision", "cpu=fp32,arm=fp32") if name == "pipeline" else ()
+        scored = _score(farm, job_id, tabular["data"], tmp_path / name, *pins)
         _assert_library_predictions(name, tabular[name], scored)
 
 
-def _score(farm: Farm, job_id: str, data: Path, folder: Path) -> dict[str, np.ndarray]:
+def _score(farm: Farm, job_id: str, data: Path, folder: Path, *extra: str) -> dict[str, np.ndarray]:
     columns = ",".join(f"f{index}" for index in range(samples_frameworks.FEATURES))
     result = farm.cli(
         "submit", "infer", job_id, "--data", str(data), "--out", str(folder / "out"), "--hw", "cpu,arm",
-        "--columns", columns, "--keep", "id", "--shard-rows", "500", "--wait",
+        "--columns", columns, "--keep", "id", "--shard-rows", "500", "--wait", *extra,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     scoring_job = result.stdout.split()[0]
@@ -79,11 +82,7 @@ def _score(farm: Farm, job_id: str, data: Path, folder: Path) -> dict[str, np.nd
 
 
 def _assert_library_predictions(name: str, model: Path, scored: dict[str, np.ndarray]) -> None:
-    features = (
-        np.stack([scored[f"f{i}"] for i in range(samples_frameworks.FEATURES)], axis=1)
-        if ("f0" in scored)
-        else _rows_features(len(scored["id"]))
-    )
+    features, _ = samples_frameworks.tabular_task(len(scored["id"]), samples_frameworks.SEED + 1)
     if name == "lightgbm":
         import lightgbm as lgb
 
@@ -93,11 +92,6 @@ def _assert_library_predictions(name: str, model: Path, scored: dict[str, np.nda
     probabilities = _library_probabilities(name, model, features)
     np.testing.assert_array_equal(scored["label"], probabilities.argmax(axis=1))
     np.testing.assert_allclose(np.stack(scored["probabilities"]), probabilities, atol=1e-4)
-
-
-def _rows_features(rows: int) -> np.ndarray:
-    features, _ = samples_frameworks.tabular_task(rows, samples_frameworks.SEED + 1)
-    return features
 
 
 def _library_probabilities(name: str, model: Path, features: np.ndarray) -> np.ndarray:

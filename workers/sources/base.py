@@ -79,11 +79,15 @@ class SourceModel:
 
 
 def rename_outputs(model: Any, names: dict[str, str]) -> None:
-    """Rename graph outputs of an ONNX ModelProto in place, and every node output feeding them."""
+    """Rename the graph outputs of an ONNX ModelProto in place, wherever the graph uses them (a
+    converter may use the same name inside, for a pipeline step's output)."""
+    outputs = {output.name for output in model.graph.output}
+    renamed = {old: new for old, new in names.items() if old in outputs}
     for node in model.graph.node:
-        node.output[:] = [names.get(name, name) for name in node.output]
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
     for output in model.graph.output:
-        output.name = names.get(output.name, output.name)
+        output.name = renamed.get(output.name, output.name)
 
 
 def fill_from_samples(source: SourceModel, sample_shapes: dict[str, tuple[int, ...]]) -> None:
