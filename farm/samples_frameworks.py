@@ -101,6 +101,7 @@ def write_torch(folder: Path) -> dict[str, Path]:
 
 def _torch_classifier(torch: Any) -> Any:
     """A class defined where torch is imported, so that importing this module needs no torch."""
+
     class Classifier(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()

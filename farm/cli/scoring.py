@@ -71,7 +71,7 @@ def infer(
     options = InferOptions.model_validate(job.options)
     console.print(job.id)
     rows = options.dataset.rows
-    classes = ", ".join(options.variants)
+    classes = ", ".join(f"{hw} ({options.serving.get(hw, 'variant')})" for hw in options.variants)
     console.print(
         f"scoring {options.dataset.uri}: {rows:,} rows in shards of {options.shard_rows:,} on {classes}"
     )

@@ -101,6 +101,7 @@ def submit_infer(
         output_columns=_output_columns(outputs, asked.keep),
         keep=asked.keep,
         variants={hw: v.id or 0 for hw, v in variants.items()},
+        serving={hw: f"{v.backend} {v.precision}" for hw, v in variants.items()},
         batch_size=asked.batch_size,
         shard_rows=asked.shard_rows or default_shard_rows(dataset),
         source_job=source_job.id,

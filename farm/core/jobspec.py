@@ -62,6 +62,7 @@ class InferOptions(StoredOptions):
     output_columns: list[str]  # the output column of each, same order
     keep: list[str] = Field(default_factory=list)  # columns passed through to the output
     variants: dict[str, int] = Field(default_factory=dict)  # hardware class -> serving variant id
+    serving: dict[str, str] = Field(default_factory=dict)  # hardware class -> "backend precision", to show
     batch_size: int = 256
     shard_rows: int = 0
     source_job: str | None = None  # the conversion job whose variants serve

@@ -195,7 +195,7 @@ def _check_xgboost_json(path: Path) -> ModelFormat:
     except (ValueError, OSError) as exc:
         raise CorruptModelError(f"{path}: not valid JSON ({first_line(exc)})") from exc
     if not isinstance(document, dict) or "learner" not in document:
-        raise UnsupportedModelError(f"{path}: a JSON file, but not an XGBoost model (no 'learner')")
+        raise UnsupportedModelError(f"{path}: not a model format farm reads (JSON, but not an XGBoost model)")
     return ModelFormat.XGBOOST
 
 
@@ -211,7 +211,7 @@ def _check_lightgbm(path: Path) -> ModelFormat:
     with path.open("rb") as handle:
         head = handle.read(256)
     if not head.startswith(b"tree\n") or b"version=" not in head:
-        raise UnsupportedModelError(f"{path}: a text file, but not a LightGBM model (Booster.save_model)")
+        raise UnsupportedModelError(f"{path}: not a model format farm reads (text, but not a LightGBM model)")
     return ModelFormat.LIGHTGBM
 
 

@@ -21,6 +21,9 @@ ALL_LOCAL_VARIANTS = [
     ("arm", "arm", "fp16"),
     ("arm", "arm", "fp32"),
     ("arm", "arm", "int8"),
+    ("arm", "arm-ort", "dynamic"),  # arm's second runtime, ONNX Runtime: a TensorFlow model builds with both
+    ("arm", "arm-ort", "fp32"),
+    ("arm", "arm-ort", "int8"),
     ("arm", "native", "fp32"),
     ("cpu", "cpu", "fp32"),
     ("cpu", "cpu", "int8"),

@@ -72,12 +72,11 @@ def test_unknown_hardware_is_refused_before_anything_is_queued(
     _assert_nothing_written(sqlite_farm)
 
 
-def test_arm_refuses_an_onnx_model_on_the_client(sqlite_farm: Farm, tmp_path: Path) -> None:
-    from farm.samples import write_mlp_onnx
-
-    model = write_mlp_onnx(tmp_path / "mlp.onnx")
-    result = sqlite_farm.cli("submit", "convert", str(model), "--hw", "cpu,arm")
-    assert_refused(result, 3, "arm converts from frozen graph, saved model, keras, not onnx")
+def test_fpga_refuses_a_tree_ensemble_on_the_client(sqlite_farm: Farm, tmp_path: Path) -> None:
+    model = tmp_path / "boosted.json"
+    model.write_text('{"learner": {"objective": {"name": "binary:logistic"}}, "version": [3, 2, 0]}')
+    result = sqlite_farm.cli("submit", "convert", str(model), "--hw", "cpu,fpga")
+    assert_refused(result, 3, "fpga cannot run a xgboost model's operators", "leave fpga out of --hw")
     _assert_nothing_written(sqlite_farm)
 
 
