@@ -151,3 +151,59 @@ def write_open_shape_onnx(folder: Path) -> dict[str, Path]:
     colours = rng.random((150, 3, 1, 1)) * 2
     np.save(paths["calib"], (colours + 0.2 * rng.random((150, 3, 12, 12))).astype(np.float32))
     return paths
+
+
+def write_recurrent_onnx(folder: Path) -> dict[str, Path]:
+    """A recurrent step as voice-activity models are exported: features ``x`` (N,16), a state
+    ``state`` batched on axis 1 (2,N,8) and a scalar sample rate ``sr``; it gives class scores
+    (N,4) and the next state (2,N,8). With a sample file in the farm's convention: one row per
+    sample for every input, the state as (samples,2,8), the sample rate once per sample."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(6)
+    weights = [
+        numpy_helper.from_array(rng.normal(0, 0.6, (16, 8)).astype(np.float32), "w_in"),
+        numpy_helper.from_array(rng.normal(0, 2.0, (8, 4)).astype(np.float32), "w_out"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis_0"),
+        numpy_helper.from_array(np.array(16000.0, dtype=np.float32), "reference_rate"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w_in"], ["drive"]),
+        helper.make_node("ReduceSum", ["state", "axis_0"], ["memory"], keepdims=0),
+        helper.make_node("Cast", ["sr"], ["rate"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["rate", "reference_rate"], ["rate_scale"]),
+        helper.make_node("Mul", ["memory", "rate_scale"], ["scaled_memory"]),
+        helper.make_node("Add", ["drive", "scaled_memory"], ["pre"]),
+        helper.make_node("Tanh", ["pre"], ["hidden"]),
+        helper.make_node("MatMul", ["hidden", "w_out"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["scores"], axis=-1),
+        helper.make_node("Unsqueeze", ["hidden", "axis_0"], ["hidden_1"]),
+        helper.make_node("Concat", ["hidden_1", "hidden_1"], ["next_state"], axis=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "recurrent_step",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "batch", 8]),
+            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+        ],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("next_state", TensorProto.FLOAT, [2, "batch", 8]),
+        ],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    paths = {"model": folder / "recurrent.onnx", "calib": folder / "recurrent_calib.npz"}
+    onnx.save(model, paths["model"])
+    samples = 150
+    np.savez(
+        paths["calib"],
+        x=rng.normal(0, 1, (samples, 16)).astype(np.float32),
+        state=rng.normal(0, 0.5, (samples, 2, 8)).astype(np.float32),  # sample first, then (2, 8)
+        sr=np.full(samples, 16000, dtype=np.int64),  # one value, given per sample
+    )
+    return paths

@@ -5,13 +5,14 @@ warning) for what was not given."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from farm.core.calibfile import SampleFile
 from farm.core.errors import ModelError
 from farm.core.modelfile import TensorSpec
+from workers.layout import to_model_layout
 from workers.runtime import Runner
 
 SEED = 20261121
@@ -26,12 +27,15 @@ class Calibration:
     synthetic: bool  # the quantizers' data is synthetic
     verified_on: str  # "synthetic", "calibration" (the held-out part of --calib) or "eval" (--eval)
     labels: np.ndarray | None = None  # the true class of each held-out sample, when known
+    specs: list[TensorSpec] = field(default_factory=list)  # the inputs, for their model layout
 
     def single_samples(self) -> Iterator[dict[str, np.ndarray]]:
-        """One feed per sample, batch 1: what quantizers' calibration readers hand out."""
+        """One feed per sample, batch 1, as the model takes it: what quantizers' calibration
+        readers hand out (they run the model itself)."""
         count = len(next(iter(self.samples.values())))
         for index in range(count):
-            yield {name: array[index : index + 1] for name, array in self.samples.items()}
+            feed = {name: array[index : index + 1] for name, array in self.samples.items()}
+            yield to_model_layout(feed, self.specs) if self.specs else feed
 
     def notes_for(self, precision: str) -> list[str]:
         """The warning an INT8 variant (the only calibrated precision) carries when it was
@@ -61,6 +65,7 @@ def make_calibration(
     else:
         samples = {name: array[:max_samples] for name, array in calib.arrays_for(specs).items()}
         calibration = Calibration(samples, {}, synthetic=False, verified_on="eval")
+    calibration = replace(calibration, specs=specs)
     if evaluation is None:
         return calibration
     held_out = evaluation.arrays_for(specs)
@@ -90,9 +95,14 @@ def user_calibration(calib: SampleFile, specs: list[TensorSpec], max_samples: in
     )
 
 
-def concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
-    """The input's shape with the batch filled in; the first unknown dimension is the batch."""
-    shape = [batch if index == 0 and dim is None else dim for index, dim in enumerate(spec.shape)]
+def concrete_shape(spec: TensorSpec, batch: int, sample_layout: bool = False) -> tuple[int, ...]:
+    """The input's shape with the batch filled in, as the model takes it (or in sample layout,
+    the batch first); a scalar's is ()."""
+    if spec.batch_axis is None:
+        return (batch,) if sample_layout else ()
+    axis = 0 if sample_layout else spec.batch_axis
+    dims = spec.sample_shape if sample_layout else spec.shape
+    shape = [batch if index == axis and dim is None else dim for index, dim in enumerate(dims)]
     known = [dim for dim in shape if dim is not None]
     if len(known) != len(shape):
         raise ModelError(
@@ -103,9 +113,13 @@ def concrete_shape(spec: TensorSpec, batch: int) -> tuple[int, ...]:
 
 
 def random_feeds(specs: list[TensorSpec], batch: int, seed: int = SEED) -> dict[str, np.ndarray]:
-    """Deterministic random inputs; the first unknown dimension is the batch."""
+    """Deterministic random inputs, in sample layout (a scalar input gets one value for all)."""
     rng = np.random.default_rng(seed)
-    return {spec.name: _random_array(rng, spec.dtype, concrete_shape(spec, batch)) for spec in specs}
+    feeds = {spec.name: _random_array(rng, spec.dtype, concrete_shape(spec, batch, True)) for spec in specs}
+    for spec in specs:
+        if spec.batch_axis is None:
+            feeds[spec.name][:] = feeds[spec.name][0]
+    return feeds
 
 
 def _random_array(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -124,7 +138,7 @@ def run_batched(
 ) -> list[np.ndarray]:
     """Run many samples through a model in chunks its batch dimension accepts; outputs joined."""
     count = len(next(iter(feeds.values())))
-    fixed_batches = {spec.shape[0] for spec in specs if spec.shape and spec.shape[0] is not None}
+    fixed_batches = {spec.sample_shape[0] for spec in specs if spec.sample_shape[0] is not None}
     chunk = max_batch
     if fixed_batches:
         chunk = int(fixed_batches.pop())

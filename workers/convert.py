@@ -34,6 +34,7 @@ from workers.backends import NATIVE, all_backends, class_problems, native_backen
 from workers.backends.base import Backend
 from workers.benchmark import BenchmarkPlan, Measurement, sweep
 from workers.calibration import Calibration, make_calibration, run_batched
+from workers.layout import in_sample_layout
 from workers.runtime import BuiltVariant, Recipe, Runner
 from workers.sources import SourceModel, load_source
 from workers.verify import POLICY_VERSION, Verification, check_named_kinds, thresholds_for, verify
@@ -275,11 +276,16 @@ class VariantBuilder:
             lambda recipe, workdir: backend.convert(
                 self.source, precision, self.calibration, workdir, self.settings, recipe
             ),
-            lambda built: backend.load(built, self.source.output_names),
+            lambda built: self.in_sample_layout(backend.load(built, self.source.output_names)),
             lambda runner: self.verify(runner, precision),
             self.workdir,
             self.settings.recipe_search_s,
         )
+
+    def in_sample_layout(self, runner: Runner) -> Runner:
+        """A variant's runner fed and read in sample layout, as the source's own (workers/layout.py)."""
+        source = self.source
+        return in_sample_layout(runner, source.inputs, source.output_names, source.output_batch_axes)
 
     def verify(self, runner: Runner, precision: str) -> Verification:
         options = self.request.options
@@ -377,8 +383,13 @@ def verify_variant(
 
 
 def signature_of(source: SourceModel) -> dict:
-    inputs = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in source.inputs]
-    return {"inputs": inputs, "outputs": source.output_names}
+    """What batch scoring feeds and reads: each input's shape in sample layout (the batch first),
+    where the model puts its batch, and the outputs batched on another axis than the first."""
+    inputs = [
+        {"name": s.name, "shape": list(s.sample_shape), "dtype": s.dtype, "batch_axis": s.batch_axis}
+        for s in source.inputs
+    ]
+    return {"inputs": inputs, "outputs": source.output_names, "output_batch_axes": source.output_batch_axes}
 
 
 @lru_cache(maxsize=1)

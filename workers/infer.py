@@ -22,8 +22,10 @@ import pyarrow.parquet as pq
 from farm.core.artifacts import fsync_file, sha256_of
 from farm.core.errors import FarmError
 from farm.core.jobspec import InferOptions
+from farm.core.modelfile import TensorSpec
 from farm.core.output import MANIFEST, ROW_COLUMN
-from workers.backends import all_backends
+from workers.backends import NATIVE, all_backends
+from workers.layout import in_sample_layout
 from workers.runtime import BuiltVariant, Runner
 from workers.shardreader import Batch, read_shard
 
@@ -56,8 +58,17 @@ def serving_runner(
 
 
 def runner_for(variant: Variant, path: Path, outputs: list[str]) -> Runner:
+    """The variant's runner in sample layout: the native model's is so already (workers/sources)."""
     details = json.dumps(variant.details, sort_keys=True)
-    return serving_runner(path, variant.backend, variant.format, variant.precision, details, tuple(outputs))
+    runner = serving_runner(path, variant.backend, variant.format, variant.precision, details, tuple(outputs))
+    if variant.backend == NATIVE:
+        return runner
+    signature = variant.signature or {}
+    specs = [
+        TensorSpec(item["name"], tuple(item["shape"]), item["dtype"], item.get("batch_axis", 0))
+        for item in signature.get("inputs", [])
+    ]
+    return in_sample_layout(runner, specs, outputs, signature.get("output_batch_axes", {}))
 
 
 def score_shard(

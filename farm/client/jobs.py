@@ -143,7 +143,7 @@ def _check_shapes_known(asked: ConvertRequest, fmt: ModelFormat, specs: list[Ten
             "--inputs NAME:?,3,224,224 or give samples with --calib"
         )
     for spec in specs or []:
-        if None in spec.shape[1:]:
+        if None in spec.sample_shape[1:]:
             raise UsageError(
                 f"input {spec.name} has unknown dimensions {shape_text(spec.shape)}: give samples with "
                 f"--calib (their shape is used) or the shape with --inputs {spec.name}:?,..."

@@ -29,10 +29,11 @@ class SampleFile:
     label: str = "the sample file"  # how messages name it: "--calib file calib.npz"
 
     def arrays_for(self, specs: list[TensorSpec]) -> dict[str, np.ndarray]:
-        """Each input's samples as the model takes them: cast to its dtype, and flat samples
-        reshaped to its shape. Refuses, naming the file and the input, an array that is missing
-        or whose dtype or shape cannot feed the input. The client runs this before queueing; the
-        worker runs it again on the model as loaded."""
+        """Each input's samples as the model takes them, in sample layout (one sample per row;
+        see TensorSpec): cast to its dtype, and flat samples reshaped to its shape. Refuses,
+        naming the file and the input, an array that is missing or whose dtype or shape cannot
+        feed the input. The client runs this before queueing; the worker runs it again on the
+        model as loaded."""
         return {spec.name: _fitted(self._array_for(spec, specs), spec, self.label) for spec in specs}
 
     def _array_for(self, spec: TensorSpec, specs: list[TensorSpec]) -> np.ndarray:
@@ -55,7 +56,9 @@ def _fitted(array: np.ndarray, spec: TensorSpec, label: str) -> np.ndarray:
         raise UsageError(
             f"{label}: samples for input {spec.name} are {array.dtype}, the model takes {spec.dtype}"
         )
-    wanted, given = spec.shape[1:], array.shape[1:]
+    if spec.batch_axis is None and array.ndim == 1 and len(array) and not (array == array[0]).all():
+        raise UsageError(f"{label}: input {spec.name} is a scalar, one value for all: its samples differ")
+    wanted, given = spec.sample_shape[1:], array.shape[1:]
     if len(given) == len(wanted) and all(w is None or w == g for w, g in zip(wanted, given, strict=True)):
         return np.ascontiguousarray(array.astype(spec.dtype))
     known = tuple(dim for dim in wanted if dim is not None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from farm.core.errors import (
@@ -43,11 +43,34 @@ TRUSTED_MODULES = ("sklearn", "xgboost", "lightgbm", "numpy", "scipy")
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One model input as a worker runs it: read from the model, with --inputs shapes applied."""
+    """One model input as a worker runs it: read from the model, with --inputs shapes applied.
+
+    The farm itself (sample files, calibration, verification, scoring) holds every input in
+    *sample layout*: one sample per row, on axis 0. Most models take that layout; a recurrent
+    state batched on another axis (``(2, N, 64)``, ``batch_axis`` 1) has the sample axis moved
+    there when fed (workers/layout.py), and a scalar input (a sample rate; ``batch_axis`` None)
+    is fed one value, which every sample of a batch must share."""
 
     name: str  # tensor name, as the ONNX variant also names it ("image:0")
-    shape: tuple[int | None, ...]  # None for an unknown dimension; the first is the batch
+    shape: tuple[int | None, ...]  # as the model takes it; None for an unknown dimension
     dtype: str  # numpy dtype name
+    batch_axis: int | None = 0  # where the model's batch is; None for a scalar input
+
+    @property
+    def sample_shape(self) -> tuple[int | None, ...]:
+        """The shape in sample layout: the batch first, then the model's other dimensions."""
+        if self.batch_axis is None:
+            return (None,)
+        axis = self.batch_axis
+        return (self.shape[axis], *self.shape[:axis], *self.shape[axis + 1 :])
+
+    def with_sample_shape(self, sample_shape: tuple[int | None, ...]) -> TensorSpec:
+        """This spec with the dimensions given in sample layout (the batch first)."""
+        if self.batch_axis is None:
+            return self
+        rest = list(sample_shape[1:])
+        rest.insert(self.batch_axis, sample_shape[0])
+        return replace(self, shape=tuple(rest))
 
 
 @dataclass(frozen=True)

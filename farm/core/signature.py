@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def _applied(declared: list[TensorSpec], named: list[TensorArg], tensorflow: boo
             raise UsageError(f"--inputs {arg.name}: the model has no such input (it has: {have})")
         if arg.shape is not None:
             shapes[name] = _checked_shape(arg, by_name[name].shape)
-    return [TensorSpec(spec.name, shapes.get(spec.name, spec.shape), spec.dtype) for spec in declared]
+    return [replace(spec, shape=shapes.get(spec.name, spec.shape)) for spec in declared]
 
 
 def _checked_shape(arg: TensorArg, declared: tuple[int | None, ...]) -> tuple[int | None, ...]:
@@ -113,16 +114,39 @@ def _onnx_inputs(path: Path) -> list[TensorSpec] | None:
 
     graph = onnx.load(str(path), load_external_data=False).graph
     constants = {initializer.name for initializer in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in constants]
+    if any(not value.type.tensor_type.HasField("shape") for value in inputs):
+        return None
+    batch = onnx_batch_symbol([onnx_dims(value) for value in inputs])
     specs = []
-    for value in graph.input:
-        if value.name in constants:
-            continue
-        tensor = value.type.tensor_type
-        if not tensor.HasField("shape"):
-            return None
-        shape = tuple(dim.dim_value if dim.HasField("dim_value") else None for dim in tensor.shape.dim)
-        specs.append(TensorSpec(value.name, shape, tensor_dtype_to_np_dtype(tensor.elem_type).name))
+    for value in inputs:
+        dims = onnx_dims(value)
+        shape = tuple(dim if isinstance(dim, int) else None for dim in dims)
+        dtype = tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
+        specs.append(TensorSpec(value.name, shape, dtype, onnx_batch_axis(dims, batch)))
     return specs
+
+
+def onnx_dims(value: Any) -> list[int | str | None]:
+    """An ONNX value's dimensions: a size, a symbol (``"batch"``), or None (unnamed and unknown)."""
+    return [
+        dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or None)
+        for dim in value.type.tensor_type.shape.dim
+    ]
+
+
+def onnx_batch_symbol(inputs: list[list[int | str | None]]) -> str | None:
+    """The symbol the model's batch goes by: the first input's first dimension, when a symbol."""
+    first = next((dims for dims in inputs if dims), None)
+    return first[0] if first and isinstance(first[0], str) else None
+
+
+def onnx_batch_axis(dims: list[int | str | None], batch: str | None) -> int | None:
+    """Where a tensor's batch is: the axis named like the model's batch (a recurrent state
+    ``(2, batch, 64)``: 1), else the first; None for a scalar."""
+    if not dims:
+        return None
+    return dims.index(batch) if batch is not None and batch in dims else 0
 
 
 def _saved_model_inputs(path: Path) -> list[TensorSpec] | None:

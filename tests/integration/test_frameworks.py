@@ -179,3 +179,70 @@ def _report(farm: Farm, job_id: str) -> list[dict]:
     result = farm.cli("report", job_id, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def recurrent(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return built_once(tmp_path_factory, "frameworks-recurrent", samples_frameworks.write_recurrent_onnx)
+
+
+def test_a_recurrent_model_with_a_state_on_axis_1_and_a_scalar_input_converts_verifies_and_scores(
+    shared_farm: Farm, recurrent: dict[str, Path], tmp_path: Path
+) -> None:
+    """The sample file gives every input one row per sample (the state as (samples, 2, 8), the
+    sample rate once per sample); the farm feeds the model its own layout."""
+    farm = shared_farm
+    job_id = submit(farm, recurrent["model"], "--calib", str(recurrent["calib"]), hw="cpu,arm,fpga")
+    tasks = {task.hardware: task for task in wait_for_tasks(farm, [job_id], timeout=300)}
+    assert (tasks["cpu"].state, tasks["arm"].state) == ("succeeded", "succeeded"), tasks
+    assert "internal error" not in (tasks["fpga"].error or "")  # a verdict, with its reason, if any
+    rows = _report(farm, job_id)
+    fp32 = {row["hardware"]: row for row in rows if row["precision"] == "fp32" and row["backend"] != "native"}
+    assert fp32["cpu"]["passed"] and fp32["arm"]["passed"]
+    assert fp32["cpu"]["verify_samples"] == 30  # the held-out fifth: every input's samples line up
+    assert any(row["hardware"] == "fpga" and row["backend"] == "fpga" for row in rows)
+
+    data = _recurrent_rows(tmp_path / "steps.parquet", 600)
+    result = farm.cli(
+        "submit", "infer", job_id, "--data", str(data), "--out", str(tmp_path / "out"), "--hw", "cpu",
+        "--precision", "fp32", "--input", "x=x", "--input", "state=state", "--input", "sr=sr",
+        "--keep", "id", "--wait",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    merged = tmp_path / "scored.parquet"
+    assert farm.cli("result", result.stdout.split()[0], "--to", str(merged)).returncode == 0
+    scored = pq.read_table(merged).sort_by("id")
+    expected_scores, expected_state = _run_as_written(recurrent["model"], data)
+    np.testing.assert_allclose(np.stack(scored["scores"].to_pylist()), expected_scores, atol=1e-5)
+    # The next state comes back one row per sample: the model's (2, N, 8) with N moved first.
+    np.testing.assert_allclose(np.stack(scored["next_state"].to_pylist()), expected_state, atol=1e-5)
+
+
+def _recurrent_rows(target: Path, rows: int) -> Path:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 1, (rows, 16)).astype(np.float32)
+    state = rng.normal(0, 0.5, (rows, 16)).astype(np.float32)  # each row's (2, 8), flattened
+    table = pa.table(
+        {
+            "id": np.arange(rows),
+            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 16),
+            "state": pa.FixedSizeListArray.from_arrays(pa.array(state.reshape(-1)), 16),
+            "sr": np.full(rows, 16000, dtype=np.int64),
+        }
+    )
+    pq.write_table(table, target)
+    return target
+
+
+def _run_as_written(model: Path, data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The model run directly, in its own layout, on every row at once."""
+    import onnxruntime as ort
+
+    table = pq.read_table(data)
+    x = np.stack(table["x"].to_pylist()).astype(np.float32)
+    state = np.stack(table["state"].to_pylist()).astype(np.float32).reshape(-1, 2, 8).transpose(1, 0, 2)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    scores, next_state = session.run(None, {"x": x, "state": state, "sr": np.array(16000, dtype=np.int64)})
+    return scores, next_state.transpose(1, 0, 2).reshape(len(x), -1)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from farm.core.modelfile import ModelFormat, TensorArg
+from farm.core.modelfile import ModelFormat, TensorArg, TensorSpec
+from workers.layout import in_sample_layout
 from workers.sources.base import SourceModel, SourceRequest, fill_from_samples
 
 __all__ = ["SourceModel", "SourceRequest", "load_source"]
@@ -33,12 +35,21 @@ def load_source(
     job's sample arrays by input name, which fill the dimensions the model leaves unknown."""
     module = importlib.import_module(_readers()[fmt])
     source: SourceModel = module.load(path, fmt, SourceRequest(inputs, outputs, allow_pickle))
+    source.inputs = [_scalar_if_rank_0(spec, source) for spec in source.inputs]
     fill_from_samples(source, sample_shapes or {})
+    source.run = in_sample_layout(source.run, source.inputs, source.output_names, source.output_batch_axes)
     source.path = path
     source.format = fmt.value
     source.request = SourceRequest(inputs, outputs, allow_pickle)
     source.scratch = scratch
     return source
+
+
+def _scalar_if_rank_0(spec: TensorSpec, source: SourceModel) -> TensorSpec:
+    """A rank-0 input is a scalar (TorchScript's undeclared shapes excepted: not known yet)."""
+    if spec.shape == () and spec.name not in source.shapes_unknown and spec.batch_axis is not None:
+        return replace(spec, batch_axis=None)
+    return spec
 
 
 @lru_cache(maxsize=1)

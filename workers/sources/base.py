@@ -4,7 +4,7 @@ variant is verified against. Imports no framework."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class SourceModel:
         self.format = ""  # its farm.core.modelfile.ModelFormat value; set by load_source
         self.scratch = Path()  # where files derived from the model go; set by load_source
         self.notes: list[str] = []  # what its native row must say once (a deprecated format...)
+        # Outputs whose batch is not on axis 0 (a recurrent model's next state): name -> axis.
+        self.output_batch_axes: dict[str, int] = {}
         self.shapes_unknown: list[str] = []  # inputs whose rank the model does not declare (TorchScript)
         # Inputs whose unknown dimensions (besides the batch) were taken from the sample files:
         # fixed-shape targets (TFLite, the DPU) are fixed to them and say so.
@@ -103,19 +105,24 @@ def fill_from_samples(source: SourceModel, sample_shapes: dict[str, tuple[int, .
                 f"input {spec.name}: the model does not declare its shape; give it with "
                 f"--inputs {spec.name}:?,... or give samples with --calib"
             )
-        if sample is None or not (unranked or _fillable(spec.shape, sample)):
+        if sample is None or not (unranked or _fillable(spec, sample)):
             filled.append(spec)
             continue
-        known = (None, *sample[1:]) if unranked else spec.shape
+        known = (None, *sample[1:]) if unranked else spec.sample_shape
         filled_dims = (s if d is None else d for d, s in zip(known[1:], sample[1:], strict=True))
-        shape = (known[0], *filled_dims)
-        source.shapes_from_samples[spec.name] = shape
-        filled.append(TensorSpec(spec.name, shape, spec.dtype))
+        fixed = (
+            spec.with_sample_shape((known[0], *filled_dims))
+            if not unranked
+            else replace(spec, shape=(known[0], *filled_dims))
+        )
+        source.shapes_from_samples[spec.name] = fixed.shape
+        filled.append(fixed)
     source.inputs = filled
 
 
-def _fillable(shape: tuple[int | None, ...], sample: tuple[int, ...]) -> bool:
-    return len(shape) == len(sample) and any(dim is None for dim in shape[1:])
+def _fillable(spec: TensorSpec, sample: tuple[int, ...]) -> bool:
+    shape = spec.sample_shape
+    return spec.batch_axis is not None and len(shape) == len(sample) and any(d is None for d in shape[1:])
 
 
 def _sample_shape(name: str, shapes: dict[str, tuple[int, ...]], inputs: int) -> tuple[int, ...] | None:

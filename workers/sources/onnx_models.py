@@ -1,4 +1,8 @@
-"""ONNX models as sources: already converted; their own unoptimised run is the reference."""
+"""ONNX models as sources: already converted; their own unoptimised run is the reference.
+
+Inputs and outputs keep where the model puts its batch (farm.core.signature reads it from the
+dimensions' symbols): a recurrent state ``(2, batch, 64)`` is batched on axis 1, a rank-0 input
+is a scalar."""
 
 from __future__ import annotations
 
@@ -7,33 +11,28 @@ from pathlib import Path
 
 import numpy as np
 
+from farm.core.errors import ModelError
 from farm.core.modelfile import ModelFormat, TensorSpec
+from farm.core.signature import model_inputs, onnx_batch_axis, onnx_batch_symbol, onnx_dims
 from workers.sources.base import SourceModel, SourceRequest
 
 FORMATS = (ModelFormat.ONNX,)
 
 
 def load(path: Path, fmt: ModelFormat, request: SourceRequest) -> SourceModel:
+    import onnx
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    shapes = {arg.name: arg.shape for arg in request.inputs}
-    specs = [
-        TensorSpec(
-            i.name,
-            shapes.get(i.name) or tuple(d if isinstance(d, int) else None for d in i.shape),
-            onnx_numpy_dtype(i.type),
-        )
-        for i in session.get_inputs()
-    ]
+    specs = model_inputs(path, fmt, request.inputs) or _session_inputs(session, request)
     output_names = [o.name for o in session.get_outputs()]
 
     def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return list(session.run(output_names, feeds))
 
-    return SourceModel(
+    source = SourceModel(
         specs,
         output_names,
         run,
@@ -41,6 +40,26 @@ def load(path: Path, fmt: ModelFormat, request: SourceRequest) -> SourceModel:
         f"onnxruntime {ort.__version__} (CPUExecutionProvider, unoptimised)",
         framework="onnx",
     )
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    batch = onnx_batch_symbol([onnx_dims(value) for value in graph.input if value.name not in initializers])
+    for value in graph.output:
+        axis = onnx_batch_axis(onnx_dims(value), batch)
+        if axis:  # 0, or None (a scalar output: left as it comes)
+            source.output_batch_axes[value.name] = axis
+    return source
+
+
+def _session_inputs(session: object, request: SourceRequest) -> list[TensorSpec]:
+    """An input without a declared shape: what ONNX Runtime makes of it, batched on axis 0."""
+    shapes = {arg.name: arg.shape for arg in request.inputs}
+    specs = []
+    for item in session.get_inputs():  # type: ignore[attr-defined]
+        shape = shapes.get(item.name) or tuple(d if isinstance(d, int) else None for d in item.shape)
+        specs.append(TensorSpec(item.name, shape, onnx_numpy_dtype(item.type)))
+    if not specs:
+        raise ModelError("the ONNX model has no inputs")
+    return specs
 
 
 def onnx_numpy_dtype(onnx_type: str) -> str:
