@@ -85,7 +85,7 @@ def sweep(
             return measure(runner, specs, batch, plan, warmup_runs, baseline)
 
     results = [timed(1, WARMUP_RUNS)]
-    if not all(spec.shape and spec.shape[0] is None for spec in specs):
+    if not all(spec.sample_shape[0] is None for spec in specs):
         return results
     batch = 2
     while batch <= plan.max_batch:

@@ -303,7 +303,8 @@ class VariantBuilder:
     def benchmark(self, runner: Runner, planned: PlannedVariant) -> list[Measurement]:
         """The native baseline alone; every other variant side by side with it."""
         settings = self.settings
-        plan = BenchmarkPlan(settings.bench_window_s, settings.bench_seconds, settings.bench_max_batch)
+        max_batch = settings.bench_max_batch * self.source.batch_scale
+        plan = BenchmarkPlan(settings.bench_window_s, settings.bench_seconds, max_batch)
         baseline = None if planned.backend == NATIVE else self.source.run
         return sweep(
             runner, self.source.inputs, plan, baseline, exclusive=lambda: file_lock(settings.bench_lock)

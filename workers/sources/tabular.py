@@ -23,6 +23,7 @@ from farm.core.modelfile import TensorSpec
 from workers.sources.base import SourceModel, SourceRequest, rename_outputs
 
 FEATURES = "features"
+TABULAR_BATCH_SCALE = 128  # the sweep goes to 32 x 128 = 4,096 rows by default
 CLASSIFIER_OUTPUTS = ["label", "probabilities"]
 REGRESSOR_OUTPUTS = ["prediction"]
 # What the converters call their outputs, and the names farm gives them.
@@ -71,7 +72,9 @@ def tabular_source(model: TabularModel, request: SourceRequest) -> SourceModel:
         onnx.save(proto, str(target))
 
     spec = TensorSpec(FEATURES, shape, "float32")
-    return SourceModel([spec], selected, run, write_onnx, model.runtime, framework=model.framework)
+    source = SourceModel([spec], selected, run, write_onnx, model.runtime, framework=model.framework)
+    source.batch_scale = TABULAR_BATCH_SCALE
+    return source
 
 
 def _one_opset_per_domain(proto: Any) -> None:

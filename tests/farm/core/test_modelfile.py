@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from farm.core.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError, UsageError
-from farm.core.modelfile import ModelFormat, TensorArg, detect_format, parse_tensor_arg
+from farm.core.modelfile import (
+    ModelFormat,
+    TensorArg,
+    TensorSpec,
+    detect_format,
+    parse_tensor_arg,
+    refuse_unpickling,
+)
 
 
 def test_every_sample_format_is_recognised(sample_models: dict[str, Path]) -> None:
@@ -76,3 +83,66 @@ def test_tensor_arguments(text: str, expected: TensorArg) -> None:
 def test_bad_tensor_arguments(text: str) -> None:
     with pytest.raises(UsageError):
         parse_tensor_arg(text)
+
+
+@pytest.fixture(scope="session")
+def framework_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from farm import samples_frameworks
+    from tests.conftest import built_once
+
+    tabular = built_once(tmp_path_factory, "frameworks-tabular", samples_frameworks.write_tabular)
+    torch_models = built_once(tmp_path_factory, "frameworks-torch", samples_frameworks.write_torch)
+    return {**tabular, **{f"torch_{name}": path for name, path in torch_models.items()}}
+
+
+def test_every_framework_format_is_recognised(framework_files: dict[str, Path]) -> None:
+    assert detect_format(framework_files["forest"]) is ModelFormat.SKOPS
+    assert detect_format(framework_files["pipeline"]) is ModelFormat.PICKLE
+    assert detect_format(framework_files["xgboost"]) is ModelFormat.XGBOOST
+    assert detect_format(framework_files["lightgbm"]) is ModelFormat.LIGHTGBM
+    assert detect_format(framework_files["torch_pt2"]) is ModelFormat.TORCH_EXPORT
+    assert detect_format(framework_files["torch_torchscript"]) is ModelFormat.TORCHSCRIPT
+
+
+def test_a_pickled_pytorch_file_is_refused_with_how_to_export_it(framework_files: dict[str, Path]) -> None:
+    with pytest.raises(UnsupportedModelError, match=r"torch\.export\.save\(torch\.export\.export"):
+        detect_format(framework_files["torch_pickled"])
+
+
+def test_pickle_is_loaded_only_when_allowed(framework_files: dict[str, Path]) -> None:
+    path = framework_files["pipeline"]
+    with pytest.raises(UsageError, match=r"runs code from the file .* --allow-pickle"):
+        refuse_unpickling(ModelFormat.PICKLE, path, allowed=False)
+    refuse_unpickling(ModelFormat.PICKLE, path, allowed=True)
+    refuse_unpickling(ModelFormat.SKOPS, path, allowed=False)  # skops loads trusted types only
+
+
+def test_a_skops_file_holding_an_untrusted_type_is_refused_by_name(tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    path = tmp_path / "custom.skops"
+    sio.dump(FunctionTransformer(func=_custom_function), path)
+    with pytest.raises(UnsupportedModelError, match=r"does not trust \(.*_custom_function"):
+        detect_format(path)
+
+
+def _custom_function(values: object) -> object:
+    return values
+
+
+def test_json_and_text_that_are_not_models_are_not_model_formats(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"name": "not a model"}')
+    (tmp_path / "notes.txt").write_text("hello\n")
+    for name in ("config.json", "notes.txt"):
+        with pytest.raises(UnsupportedModelError, match="not a model format farm reads"):
+            detect_format(tmp_path / name)
+
+
+def test_sample_layout_moves_the_batch_first_and_back() -> None:
+    state = TensorSpec("state", (2, None, 8), "float32", batch_axis=1)
+    assert state.sample_shape == (None, 2, 8)
+    assert state.with_sample_shape((None, 2, 8)).shape == (2, None, 8)
+    assert TensorSpec("sr", (), "int64", batch_axis=None).sample_shape == (None,)
+    image = TensorSpec("image", (None, 3, 8, 8), "float32")
+    assert image.sample_shape == image.shape
