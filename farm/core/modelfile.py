@@ -223,19 +223,20 @@ def _check_xgboost_json(path: Path) -> ModelFormat:
 
 
 def _check_xgboost_ubj(path: Path) -> ModelFormat:
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    if not head.startswith(b"{") or b"learner" not in head:
-        raise CorruptModelError(f"{path}: not an XGBoost UBJSON model")
-    return ModelFormat.XGBOOST
+    return _by_head(path, b"{", b"learner", ModelFormat.XGBOOST, "UBJSON, but not an XGBoost model")
 
 
 def _check_lightgbm(path: Path) -> ModelFormat:
+    return _by_head(path, b"tree\n", b"version=", ModelFormat.LIGHTGBM, "text, but not a LightGBM model")
+
+
+def _by_head(path: Path, starts: bytes, holds: bytes, fmt: ModelFormat, otherwise: str) -> ModelFormat:
+    """``fmt`` when the file's first 4 KiB start with ``starts`` and hold ``holds``."""
     with path.open("rb") as handle:
-        head = handle.read(256)
-    if not head.startswith(b"tree\n") or b"version=" not in head:
-        raise UnsupportedModelError(f"{path}: not a model format farm reads (text, but not a LightGBM model)")
-    return ModelFormat.LIGHTGBM
+        head = handle.read(4096)
+    if not head.startswith(starts) or holds not in head:
+        raise UnsupportedModelError(f"{path}: not a model format farm reads ({otherwise})")
+    return fmt
 
 
 def _pickle(path: Path) -> ModelFormat:

@@ -9,14 +9,15 @@ the variant's note says so, and its timing is not an ARM CPU's."""
 from __future__ import annotations
 
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm.core.targets import TARGETS
 from farm.core.toolchains import ONNXRUNTIME, package_versions
 from workers.backends.base import DEFAULT_RECIPE, Recipe, TargetBackend, unsupported_precision
-from workers.backends.cpu import optimise
-from workers.quantize import CPU_RECIPES, float_nodes, float_notes, qdq_types, quantize_qdq
+from workers.backends.cpu import int8_qdq_variant, optimise
+from workers.quantize import CPU_RECIPES
 from workers.runtime import BuiltVariant, Runner, onnxruntime_runner
 
 if TYPE_CHECKING:
@@ -58,14 +59,8 @@ class ArmOrtBackend(TargetBackend):
             return BuiltVariant(path, "onnx", "dynamic", runtime, notes, {"int8": "dynamic MatMul/Gemm"})
         if precision == "int8":
             # u8 activations: what ONNX Runtime's ARM kernels take fastest (u8 x s8 dot products).
-            excluded = float_nodes(source.onnx(), recipe)
-            path = quantize_qdq(
-                source.onnx(), calibration, workdir / "model_int8.onnx", "u8", recipe, excluded
-            )
-            details: dict = {"int8": f"{''.join(qdq_types('u8', recipe))} QDQ"}
-            if excluded:
-                details["fp32_nodes"] = excluded
-            return BuiltVariant(path, "onnx", "int8", runtime, float_notes(details) + notes, details)
+            built = int8_qdq_variant(source, calibration, workdir, "u8", recipe, runtime)
+            return replace(built, notes=built.notes + notes)
         raise unsupported_precision(self.name, precision)
 
     def recipes(self, precision: str) -> tuple[Recipe, ...]:

@@ -43,13 +43,7 @@ class CpuBackend(TargetBackend):
             return BuiltVariant(optimise(source.onnx(), workdir / "model.onnx"), "onnx", "fp32", runtime)
         if precision == "int8":
             activations = settings.cpu_int8_activations
-            target = workdir / "model_int8.onnx"
-            excluded = float_nodes(source.onnx(), recipe)
-            quantized = quantize_qdq(source.onnx(), calibration, target, activations, recipe, excluded)
-            details: dict = {"int8": f"{''.join(qdq_types(activations, recipe))} QDQ"}
-            if excluded:
-                details["fp32_nodes"] = excluded
-            return BuiltVariant(quantized, "onnx", "int8", runtime, float_notes(details), details)
+            return int8_qdq_variant(source, calibration, workdir, activations, recipe, runtime)
         raise unsupported_precision(self.name, precision)
 
     def recipes(self, precision: str) -> tuple[Recipe, ...]:
@@ -57,6 +51,24 @@ class CpuBackend(TargetBackend):
 
     def load(self, variant: BuiltVariant, outputs: list[str]) -> Runner:
         return onnxruntime_runner(variant.path, outputs)
+
+
+def int8_qdq_variant(
+    source: SourceModel,
+    calibration: Calibration,
+    workdir: Path,
+    activations: str,
+    recipe: Recipe,
+    runtime: str,
+) -> BuiltVariant:
+    """An INT8 static QDQ variant for ONNX Runtime's CPU kernels (x86 and ARM), by ``recipe``."""
+    excluded = float_nodes(source.onnx(), recipe)
+    target = workdir / "model_int8.onnx"
+    quantized = quantize_qdq(source.onnx(), calibration, target, activations, recipe, excluded)
+    details: dict = {"int8": f"{''.join(qdq_types(activations, recipe))} QDQ"}
+    if excluded:
+        details["fp32_nodes"] = excluded
+    return BuiltVariant(quantized, "onnx", "int8", runtime, float_notes(details), details)
 
 
 def optimise(source_onnx: Path, target: Path) -> Path:
