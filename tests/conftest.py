@@ -194,6 +194,7 @@ def farm_environment(home: Path, broker_url: str, database_url: str) -> dict[str
         FARM_BENCH_WINDOW_S="0.02",
         FARM_BENCH_SECONDS="0.2",
         FARM_BENCH_MAX_BATCH="4",
+        FARM_BENCH_MAX_ROWS="16",
         FARM_CALIB_SAMPLES="32",  # the default: fewer miss a detector's ranges
         FARM_VERIFY_SAMPLES="8",
         FARM_CONFIG=str(home / "absent.toml"),

@@ -303,7 +303,7 @@ class VariantBuilder:
     def benchmark(self, runner: Runner, planned: PlannedVariant) -> list[Measurement]:
         """The native baseline alone; every other variant side by side with it."""
         settings = self.settings
-        max_batch = settings.bench_max_batch * self.source.batch_scale
+        max_batch = settings.bench_max_rows if self.source.tabular else settings.bench_max_batch
         plan = BenchmarkPlan(settings.bench_window_s, settings.bench_seconds, max_batch)
         baseline = None if planned.backend == NATIVE else self.source.run
         return sweep(

@@ -83,6 +83,12 @@ class FarmSettings(BaseSettings):
     )
     bench_seconds: float = Field(default=6.0, gt=0, description="Most timing per batch size.")
     bench_max_batch: int = Field(default=32, ge=1, description="Largest batch of the throughput sweep.")
+    bench_max_rows: int = Field(
+        default=4096,
+        ge=1,
+        description="Largest batch of a tabular model's sweep: its rows are cheap, and a tree "
+        "ensemble's own predict overtakes ONNX Runtime only at batches of thousands.",
+    )
     bench_lock: Path = Field(
         default=Path(""),
         description="Host-wide lock held while timing, so workers sharing a host never time each other; "

@@ -54,10 +54,8 @@ class SourceModel:
         self.format = ""  # its farm.core.modelfile.ModelFormat value; set by load_source
         self.scratch = Path()  # where files derived from the model go; set by load_source
         self.notes: list[str] = []  # what its native row must say once (a deprecated format...)
-        # How many times FARM_BENCH_MAX_BATCH the throughput sweep may go: a tabular row costs
-        # a hundredth of an image, and a tree ensemble's own predict overtakes ONNX Runtime only
-        # at batches of thousands (benchmarks/tabular.py), where batch scoring runs it.
-        self.batch_scale = 1
+        # Rows (a tabular model's) are timed up to FARM_BENCH_MAX_ROWS, not FARM_BENCH_MAX_BATCH.
+        self.tabular = False
         # Outputs whose batch is not on axis 0 (a recurrent model's next state): name -> axis.
         self.output_batch_axes: dict[str, int] = {}
         self.shapes_unknown: list[str] = []  # inputs whose rank the model does not declare (TorchScript)

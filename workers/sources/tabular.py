@@ -23,7 +23,6 @@ from farm.core.modelfile import TensorSpec
 from workers.sources.base import SourceModel, SourceRequest, rename_outputs
 
 FEATURES = "features"
-TABULAR_BATCH_SCALE = 128  # the sweep goes to 32 x 128 = 4,096 rows by default
 CLASSIFIER_OUTPUTS = ["label", "probabilities"]
 REGRESSOR_OUTPUTS = ["prediction"]
 # What the converters call their outputs, and the names farm gives them.
@@ -73,7 +72,7 @@ def tabular_source(model: TabularModel, request: SourceRequest) -> SourceModel:
 
     spec = TensorSpec(FEATURES, shape, "float32")
     source = SourceModel([spec], selected, run, write_onnx, model.runtime, framework=model.framework)
-    source.batch_scale = TABULAR_BATCH_SCALE
+    source.tabular = True
     return source
 
 

@@ -107,8 +107,7 @@ def _with_input_shapes(tf: Any, graph_def: Any, specs: list[TensorSpec]) -> Any:
     shapes = {node_name(spec.name): spec.shape for spec in specs}
     for node in fixed.node:
         if node.op == "Placeholder" and node.name in shapes:
-            dims = [-1 if dim is None else dim for dim in shapes[node.name]]
-            node.attr["shape"].shape.CopyFrom(tf.TensorShape(dims).as_proto())
+            node.attr["shape"].shape.CopyFrom(tf.TensorShape(list(shapes[node.name])).as_proto())
     return fixed
 
 
