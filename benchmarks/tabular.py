@@ -101,6 +101,12 @@ def farm_rates(farm: PrivateFarm, model: Path, folder: Path, rows: int) -> dict[
     _wait(farm, job)
     report = json.loads(farm.cli("report", job, "--json").stdout)
     fp32 = next(r for r in report if r["backend"] == "cpu" and r["precision"] == "fp32")
+    measured = {
+        f"{row['backend']} {row['precision']}": (round(row["throughput_per_s"] or 0), row["best_batch"])
+        for row in report
+        if row["passed"]
+    }
+    print(f"  {model.name}: the farm's best rows/s (batch) per verified variant: {measured}", flush=True)
     variant_file = folder / f"{model.stem}-variant"
     farm.cli("artifacts", job, "--to", str(variant_file))
     onnx_file = next(variant_file.rglob("*.onnx"))
@@ -139,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--models", default="forest,boosted", help="Comma-separated: forest, boosted.")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="farm-bench-tabular-") as scratch:
@@ -146,6 +153,8 @@ def main() -> None:
         paths = build(folder, args.rows)
         with PrivateFarm(folder / "home", "cpu", {}) as farm:
             for name, model in paths.items():
+                if name not in args.models.split(","):
+                    continue
                 farmed = farm_rates(farm, model, folder, args.rows)
                 native = scorer_rate("native", model, folder / "rows.parquet")
                 variant = scorer_rate("onnx", farmed["variant_file"], folder / "rows.parquet")

@@ -32,7 +32,10 @@ RESIZE_WARMUP_RUNS = 1  # before each later one: only the new shape is new
 MIN_RUNS_PER_WINDOW = 3
 STABLE_WINDOWS = 3
 STABLE_SPREAD = 0.10
-MIN_GAIN = 1.05  # a larger batch must raise throughput by 5% for the sweep to go on
+MIN_GAIN = 1.05  # a larger batch must raise throughput by 5% for the sweep to go on...
+# ...within this many doublings: one noisy timing must not end a sweep that is still rising (a
+# tree ensemble's own predict gains on every doubling up to thousands of rows).
+PATIENCE = 2
 
 Exclusive = Callable[[], AbstractContextManager[object]]
 
@@ -77,8 +80,9 @@ def sweep(
     baseline: Runner | None = None,
     exclusive: Exclusive = nullcontext,
 ) -> list[Measurement]:
-    """Batch 1, then doubling while every input's batch is free and throughput keeps rising;
-    each batch size timed against ``baseline`` when one is given."""
+    """Batch 1, then doubling while every input's batch is free and throughput keeps rising
+    (a gain within PATIENCE doublings); each batch size timed against ``baseline`` when one is
+    given."""
 
     def timed(batch: int, warmup_runs: int) -> Measurement:
         with exclusive():
@@ -87,12 +91,13 @@ def sweep(
     results = [timed(1, WARMUP_RUNS)]
     if not all(spec.sample_shape[0] is None for spec in specs):
         return results
-    batch = 2
+    batch, without_gain = 2, 0
     while batch <= plan.max_batch:
         result = timed(batch, RESIZE_WARMUP_RUNS)
         best = max(r.throughput_per_s for r in results)
         results.append(result)
-        if result.throughput_per_s < best * MIN_GAIN:
+        without_gain = without_gain + 1 if result.throughput_per_s < best * MIN_GAIN else 0
+        if without_gain >= PATIENCE:
             break  # the hardware is saturated: larger batches only add latency
         batch *= 2
     return results
