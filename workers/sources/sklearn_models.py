@@ -88,23 +88,32 @@ def _sklearn_model(estimator: Any) -> TabularModel:
     classifier = is_classifier(estimator)
     if classifier:
         numeric_classes(estimator.classes_, "scikit-learn")
+    # Fitted on a DataFrame, a pipeline may pick its columns by name (a ColumnTransformer): it is
+    # given them named, and its ONNX export splits the one input into those columns.
+    names = [str(name) for name in getattr(estimator, "feature_names_in_", [])]
 
-    def predict(features_: np.ndarray) -> list[np.ndarray]:
+    def predict(rows: np.ndarray) -> list[np.ndarray]:
+        table = _frame(rows, names) if names else rows
         if classifier:
-            return class_outputs(estimator.predict(features_), estimator.predict_proba(features_))
-        return regression_output(estimator.predict(features_))
+            return class_outputs(estimator.predict(table), estimator.predict_proba(table))
+        return regression_output(estimator.predict(table))
 
     def to_onnx() -> Any:
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import FloatTensorType
 
+        if names:
+            initial = [(name, FloatTensorType([None, 1])) for name in names]
+        else:
+            initial = [(FEATURES, FloatTensorType([None, int(features)]))]
         try:
-            return convert_sklearn(
+            proto = convert_sklearn(
                 estimator,
-                initial_types=[(FEATURES, FloatTensorType([None, int(features)]))],
+                initial_types=initial,
                 options={"zipmap": False} if classifier else None,
                 target_opset=ONNX_OPSET,
             )
+            return split_into_columns(proto, names) if names else proto
         except Exception as exc:
             raise ConversionError(f"skl2onnx cannot convert it: {first_line(exc)}") from exc
 
@@ -117,3 +126,24 @@ def _sklearn_model(estimator: Any) -> TabularModel:
         predict,
         to_onnx,
     )
+
+
+def _frame(rows: np.ndarray, names: list[str]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=names)
+
+
+def split_into_columns(proto: Any, names: list[str]) -> Any:
+    """The model with one input, ``features`` (N, len(names)), whose columns feed the one-column
+    inputs named ``names`` that skl2onnx gave it. Gather, whose meaning no opset changed, where
+    Split's did (opset 13)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    del proto.graph.input[:]
+    proto.graph.input.append(helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, [None, len(names)]))
+    for index, name in reversed(list(enumerate(names))):
+        column = numpy_helper.from_array(np.array([index], dtype=np.int64), f"{FEATURES}_column_{index}")
+        proto.graph.initializer.append(column)
+        proto.graph.node.insert(0, helper.make_node("Gather", [FEATURES, column.name], [name], axis=1))
+    return proto

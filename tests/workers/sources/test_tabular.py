@@ -89,3 +89,31 @@ def test_renaming_an_output_renames_its_uses_inside_the_graph() -> None:
     rename_outputs(model, {"variable": "prediction", "unused": "other"})
     assert [output.name for output in model.graph.output] == ["prediction", "y"]
     assert list(model.graph.node[1].input) == ["prediction"]
+
+
+def test_a_pipeline_fitted_on_a_dataframe_picks_its_columns_by_name(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    features, labels = samples_frameworks.tabular_task(300)
+    frame = pd.DataFrame(features[:, :3], columns=["age", "income", "visits"]).assign(
+        visits=lambda f: f.visits > 0
+    )
+    columns = ColumnTransformer(
+        [("numbers", StandardScaler(), ["age", "income"]), ("flags", OneHotEncoder(), ["visits"])]
+    )
+    path = tmp_path / "frame.skops"
+    sio.dump(make_pipeline(columns, LogisticRegression()).fit(frame.astype(float), labels), path)
+
+    source = load_source(path, ModelFormat.SKOPS, [], [], tmp_path)
+    rows = frame.astype(np.float32).to_numpy()
+    native = source.run({"features": rows})
+    session = ort.InferenceSession(str(source.onnx()), providers=["CPUExecutionProvider"])
+    exported = session.run(source.output_names, {"features": rows})
+    np.testing.assert_array_equal(exported[0], native[0])
+    np.testing.assert_allclose(exported[1], native[1], atol=1e-5)
