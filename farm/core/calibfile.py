@@ -8,6 +8,7 @@ ride along as the ``.npz`` array ``labels`` or the Parquet column ``label``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,16 +38,23 @@ class SampleFile:
         return {spec.name: _fitted(self._array_for(spec, specs), spec, self.label) for spec in specs}
 
     def _array_for(self, spec: TensorSpec, specs: list[TensorSpec]) -> np.ndarray:
-        if ONLY_INPUT in self.inputs:
-            if len(specs) != 1:
-                names = ", ".join(s.name for s in specs)
-                raise UsageError(f"{self.label} holds one array; the model has inputs {names}")
-            return self.inputs[ONLY_INPUT]
-        array = self.inputs.get(spec.name, self.inputs.get(spec.name.split(":")[0]))
-        if array is None:
+        if ONLY_INPUT in self.inputs and len(specs) != 1:
+            names = ", ".join(s.name for s in specs)
+            raise UsageError(f"{self.label} holds one array; the model has inputs {names}")
+        key = samples_key(spec.name, self.inputs, len(specs))
+        if key is None:
             have = ", ".join(sorted(self.inputs))
             raise UsageError(f"{self.label} has no array for input {spec.name} (it has: {have})")
-        return array
+        return self.inputs[key]
+
+
+def samples_key(name: str, keys: Collection[str], inputs: int) -> str | None:
+    """The array of a sample file that feeds input ``name``: the file's lone array when the model
+    has one input, else the one named like the input or its TensorFlow node (``image`` for
+    ``image:0``); None when there is none."""
+    if ONLY_INPUT in keys:
+        return ONLY_INPUT if inputs == 1 else None
+    return next((key for key in (name, name.split(":")[0]) if key in keys), None)
 
 
 def _fitted(array: np.ndarray, spec: TensorSpec, label: str) -> np.ndarray:

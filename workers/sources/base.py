@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from farm.core.calibfile import samples_key
 from farm.core.errors import ModelError
 from farm.core.modelfile import TensorArg, TensorSpec, shape_text
 
@@ -82,6 +83,25 @@ class SourceModel:
         }
 
 
+def select_outputs(available: list[str], wanted: list[str]) -> list[str]:
+    """The outputs ``--outputs`` names (all of them when it names none), refusing one the model
+    lacks."""
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise ModelError(f"no output named {', '.join(unknown)} (the model has: {', '.join(available)})")
+    return wanted or available
+
+
+def with_request_shapes(specs: list[TensorSpec], named: list[TensorArg]) -> list[TensorSpec]:
+    """The inputs with the shapes ``--inputs`` gives them, refusing a name the model lacks."""
+    shapes = {arg.name: arg.shape for arg in named}
+    unknown = set(shapes) - {spec.name for spec in specs}
+    if unknown:
+        have = ", ".join(spec.name for spec in specs)
+        raise ModelError(f"no input named {', '.join(sorted(unknown))} (the model has: {have})")
+    return [replace(spec, shape=shapes.get(spec.name) or spec.shape) for spec in specs]
+
+
 def rename_outputs(model: Any, names: dict[str, str]) -> None:
     """Rename the graph outputs of an ONNX ModelProto in place, wherever the graph uses them (a
     converter may use the same name inside, for a pipeline step's output)."""
@@ -112,11 +132,7 @@ def fill_from_samples(source: SourceModel, sample_shapes: dict[str, tuple[int, .
             continue
         known = (None, *sample[1:]) if unranked else spec.sample_shape
         filled_dims = (s if d is None else d for d, s in zip(known[1:], sample[1:], strict=True))
-        fixed = (
-            spec.with_sample_shape((known[0], *filled_dims))
-            if not unranked
-            else replace(spec, shape=(known[0], *filled_dims))
-        )
+        fixed = spec.with_sample_shape((known[0], *filled_dims))
         source.shapes_from_samples[spec.name] = fixed.shape
         filled.append(fixed)
     source.inputs = filled
@@ -128,10 +144,8 @@ def _fillable(spec: TensorSpec, sample: tuple[int, ...]) -> bool:
 
 
 def _sample_shape(name: str, shapes: dict[str, tuple[int, ...]], inputs: int) -> tuple[int, ...] | None:
-    for key in (name, name.split(":")[0]):
-        if key in shapes:
-            return shapes[key]
-    return shapes.get("") if inputs == 1 else None  # a lone array feeds the only input
+    key = samples_key(name, shapes, inputs)
+    return None if key is None else shapes[key]
 
 
 def fixed_shape_notes(source: SourceModel) -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from farm.core.errors import ModelError
 from farm.core.modelfile import TensorSpec
-from workers.sources.base import SourceModel, SourceRequest, rename_outputs
+from workers.sources.base import SourceModel, SourceRequest, rename_outputs, select_outputs
 
 FEATURES = "features"
 CLASSIFIER_OUTPUTS = ["label", "probabilities"]
@@ -46,10 +46,7 @@ class TabularModel:
 def tabular_source(model: TabularModel, request: SourceRequest) -> SourceModel:
     shape = _input_shape(model, request)
     outputs = CLASSIFIER_OUTPUTS if model.classifier else REGRESSOR_OUTPUTS
-    unknown = [name for name in request.outputs if name not in outputs]
-    if unknown:
-        raise ModelError(f"no output named {', '.join(unknown)} (the model has: {', '.join(outputs)})")
-    selected = request.outputs or outputs
+    selected = select_outputs(outputs, request.outputs)
 
     def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         results = dict(zip(outputs, model.predict(np.asarray(feeds[FEATURES], np.float32)), strict=True))

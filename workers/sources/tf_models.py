@@ -18,7 +18,7 @@ import numpy as np
 from farm.core.errors import CorruptModelError, HostResourceError, ModelError, first_line
 from farm.core.modelfile import ModelFormat, TensorArg, TensorSpec, node_name, tensor_name
 from farm.core.toolchains import import_tensorflow
-from workers.sources.base import ONNX_OPSET, SourceModel, SourceRequest
+from workers.sources.base import ONNX_OPSET, SourceModel, SourceRequest, select_outputs, with_request_shapes
 
 # Ops that end a graph without being a model output.
 NON_OUTPUT_OPS = {"NoOp", "Const", "Placeholder", "PlaceholderWithDefault", "Assert", "VarHandleOp"}
@@ -189,7 +189,7 @@ def _function_source(
 
     frozen = convert_variables_to_constants_v2(function)
     all_outputs = [tensor.name for tensor in frozen.outputs]
-    selected = _select_outputs(all_outputs, outputs)
+    selected = select_outputs(all_outputs, [tensor_name(name) for name in outputs])
     specs = _function_inputs(frozen, inputs)
 
     def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -201,30 +201,11 @@ def _function_source(
 
 
 def _function_inputs(frozen: Any, inputs: list[TensorArg]) -> list[TensorSpec]:
-    shapes = {tensor_name(arg.name): arg.shape for arg in inputs}
-    specs = [
-        TensorSpec(
-            tensor.name,
-            shapes.get(tensor.name) or tuple(tensor.shape.as_list()),
-            tensor.dtype.as_numpy_dtype().dtype.name,
-        )
+    declared = [
+        TensorSpec(tensor.name, tuple(tensor.shape.as_list()), tensor.dtype.as_numpy_dtype().dtype.name)
         for tensor in frozen.inputs
     ]
-    unknown = set(shapes) - {spec.name for spec in specs}
-    if unknown:
-        have = ", ".join(spec.name for spec in specs)
-        raise ModelError(f"no input named {', '.join(sorted(unknown))} (the model has: {have})")
-    return specs
-
-
-def _select_outputs(available: list[str], wanted: list[str]) -> list[str]:
-    if not wanted:
-        return available
-    selected = [tensor_name(name) for name in wanted]
-    unknown = [name for name in selected if name not in available]
-    if unknown:
-        raise ModelError(f"no output named {', '.join(unknown)} (the model has: {', '.join(available)})")
-    return selected
+    return with_request_shapes(declared, [TensorArg(tensor_name(arg.name), arg.shape) for arg in inputs])
 
 
 def _tf_source(

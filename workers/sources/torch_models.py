@@ -19,7 +19,7 @@ import numpy as np
 
 from farm.core.errors import ConversionError, ModelError, first_line
 from farm.core.modelfile import PT2_HOW, ModelFormat, TensorSpec
-from workers.sources.base import ONNX_OPSET, SourceModel, SourceRequest
+from workers.sources.base import ONNX_OPSET, SourceModel, SourceRequest, select_outputs, with_request_shapes
 
 FORMATS = (ModelFormat.TORCH_EXPORT, ModelFormat.TORCHSCRIPT)
 TORCHSCRIPT_NOTE = f"TorchScript is deprecated upstream (PyTorch); export the model instead: {PT2_HOW}"
@@ -70,9 +70,9 @@ def _exported_source(torch: Any, program: Any, request: SourceRequest) -> Source
             raise ConversionError(f"torch.onnx.export (dynamo) failed: {first_line(exc)}") from exc
 
     source = SourceModel(
-        _with_request_shapes(specs, request),
-        _selected(outputs, request),
-        _runner(torch, module, outputs, request),
+        with_request_shapes(specs, request.inputs),
+        select_outputs(outputs, request.outputs),
+        _runner(torch, module, user_inputs, outputs, request),
         write_onnx,
         f"torch {torch.__version__} (ExportedProgram, CPU)",
         framework="pytorch",
@@ -82,11 +82,8 @@ def _exported_source(torch: Any, program: Any, request: SourceRequest) -> Source
 
 def _script_source(torch: Any, module: Any, request: SourceRequest) -> SourceModel:
     names = [argument.name for argument in module.forward.schema.arguments[1:]]  # after self
-    shapes = {arg.name: arg.shape for arg in request.inputs if arg.shape is not None}
-    for name in shapes:
-        if name not in names:
-            raise ModelError(f"no input named {name} (the model has: {', '.join(names)})")
-    specs = [TensorSpec(name, shapes.get(name) or (), "float32") for name in names]
+    # The signature declares no shapes: () until --inputs or the samples give them.
+    specs = with_request_shapes([TensorSpec(name, (), "float32") for name in names], request.inputs)
     outputs = request.outputs or ["output_0"]  # a TorchScript signature does not say how many
 
     def write_onnx(target: Path) -> None:
@@ -108,7 +105,7 @@ def _script_source(torch: Any, module: Any, request: SourceRequest) -> SourceMod
     source = SourceModel(
         specs,
         outputs,
-        _runner(torch, module, None, request),
+        _runner(torch, module, names, None, request),
         write_onnx,
         f"torch {torch.__version__} (TorchScript, CPU)",
         framework="pytorch",
@@ -117,32 +114,23 @@ def _script_source(torch: Any, module: Any, request: SourceRequest) -> SourceMod
     return source
 
 
-def _runner(torch: Any, module: Any, outputs: list[str] | None, request: SourceRequest) -> Any:
-    selected = None if outputs is None else [outputs.index(name) for name in _selected(outputs, request)]
+def _runner(
+    torch: Any, module: Any, inputs: list[str], outputs: list[str] | None, request: SourceRequest
+) -> Any:
+    """The module on named feeds, positionally in its inputs' order; its outputs flattened, and
+    those ``--outputs`` names picked when the program says how many there are."""
+    selected = None
+    if outputs is not None:
+        selected = [outputs.index(name) for name in select_outputs(outputs, request.outputs)]
 
     def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        arguments = [torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in inputs]
         with torch.inference_mode():
-            results = module(*[torch.from_numpy(np.ascontiguousarray(array)) for array in feeds.values()])
+            results = module(*arguments)
         flat = [np.asarray(t.detach().numpy()) for t in torch.utils._pytree.tree_leaves(results)]
         return flat if selected is None else [flat[index] for index in selected]
 
     return run
-
-
-def _selected(outputs: list[str], request: SourceRequest) -> list[str]:
-    unknown = [name for name in request.outputs if name not in outputs]
-    if unknown:
-        raise ModelError(f"no output named {', '.join(unknown)} (the model has: {', '.join(outputs)})")
-    return request.outputs or outputs
-
-
-def _with_request_shapes(specs: list[TensorSpec], request: SourceRequest) -> list[TensorSpec]:
-    shapes = {arg.name: arg.shape for arg in request.inputs}
-    unknown = set(shapes) - {spec.name for spec in specs}
-    if unknown:
-        have = ", ".join(spec.name for spec in specs)
-        raise ModelError(f"no input named {', '.join(sorted(unknown))} (the model has: {have})")
-    return [TensorSpec(s.name, shapes.get(s.name) or s.shape, s.dtype) for s in specs]
 
 
 def _examples(torch: Any, specs: list[TensorSpec]) -> tuple:
