@@ -2,18 +2,17 @@
 verification, benchmarks and scoring all hold inputs so) and the layout a model takes: an input
 batched on another axis (a recurrent state ``(2, N, 64)``) has its sample axis moved there, a
 scalar input (``batch_axis`` None) is fed the batch's one value, and outputs batched on another
-axis come back with it moved first. Imports nothing else of ``workers``."""
+axis come back with it moved first. Imports nothing of ``workers`` but its Runner."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from farm.core.errors import DataError
 from farm.core.modelfile import TensorSpec
-
-Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+from workers.runtime import Runner
 
 
 def needs_layout(specs: list[TensorSpec], output_axes: Mapping[str, int]) -> bool:

@@ -151,13 +151,17 @@ def _check_onnx(path: Path) -> ModelFormat:
     return ModelFormat.ONNX
 
 
-def _check_keras_archive(path: Path) -> ModelFormat:
+def _zip_names(path: Path, what: str) -> list[str]:
+    """The names in a zip archive (.keras, .pt2, TorchScript); CorruptModelError for any other file."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
+            return archive.namelist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise CorruptModelError(f"{path}: not a valid .keras archive ({exc})") from exc
-    if "config.json" not in names:
+        raise CorruptModelError(f"{path}: not a valid {what} ({exc})") from exc
+
+
+def _check_keras_archive(path: Path) -> ModelFormat:
+    if "config.json" not in _zip_names(path, ".keras archive"):
         raise CorruptModelError(f"{path}: not a valid .keras archive (no config.json inside)")
     return ModelFormat.KERAS
 
@@ -167,14 +171,6 @@ def _check_hdf5(path: Path) -> ModelFormat:
         if handle.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
             raise CorruptModelError(f"{path}: not a valid HDF5 Keras model (bad file signature)")
     return ModelFormat.KERAS
-
-
-def _zip_names(path: Path, what: str) -> list[str]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise CorruptModelError(f"{path}: not a valid {what} (not a zip archive: {exc})") from exc
 
 
 def _check_torch_export(path: Path) -> ModelFormat:
