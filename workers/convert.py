@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import socket
-import tempfile
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -36,7 +33,7 @@ from workers.benchmark import BenchmarkPlan, Measurement, sweep
 from workers.calibration import Calibration, make_calibration, run_batched
 from workers.layout import in_sample_layout
 from workers.runtime import BuiltVariant, Recipe, Runner
-from workers.sources import SourceModel, load_source
+from workers.sources import SourceModel, load_with_scratch
 from workers.verify import POLICY_VERSION, Verification, check_named_kinds, thresholds_for, verify
 
 
@@ -409,16 +406,10 @@ def loaded_source(
     loading a large TensorFlow model and exporting it to ONNX takes longer than most conversions.
     One model at a time: the previous one, and its scratch folder, go when another is loaded.
     """
-    scratch = Path(tempfile.mkdtemp(prefix=f"farm-source-{model_sha256[:12]}-"))
-    try:
-        source = load_source(
-            path, fmt, list(inputs), list(outputs), scratch, allow_pickle, dict(sample_shapes)
-        )
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    weakref.finalize(source, shutil.rmtree, scratch, ignore_errors=True)
-    return source
+    prefix = f"farm-source-{model_sha256[:12]}-"
+    return load_with_scratch(
+        path, fmt, list(inputs), list(outputs), prefix, allow_pickle, dict(sample_shapes)
+    )
 
 
 def _size_of(path: Path) -> int:

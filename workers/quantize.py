@@ -59,7 +59,7 @@ def quantize_qdq(
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    refuse_if_nothing_to_quantize(source_onnx)
+    quantizer_options = quantizing_options(source_onnx)
     prepared = prepare_for_quantization(source_onnx)
     options = recipe.options
     activations, weights = qdq_types(activations, recipe)
@@ -75,7 +75,7 @@ def quantize_qdq(
             reduce_range=bool(options.get("reduce_range")),
             calibrate_method=getattr(CalibrationMethod, options.get("calibration", "MinMax")),
             nodes_to_exclude=excluded or [],
-            **ml_safe_options(prepared),
+            **quantizer_options,
         )
     except Exception as exc:
         raise ConversionError(f"INT8 quantization failed: {first_line(exc)}") from exc
@@ -88,12 +88,30 @@ QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", 
 QUANTIZABLE_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Attention", "LSTM", "GRU"}
 
 
-def refuse_if_nothing_quantized(path: Path, ops: set[str] = QUANTIZED_OPS) -> None:
-    """A "reduced-precision" variant left all in float is not one: its verdict says so instead
-    (tree ensembles and the other ai.onnx.ml operators have no integer kernels)."""
-    import onnx
+def quantizing_options(source_onnx: Path) -> dict:
+    """Refuses a graph with nothing a quantizer gives integer kernels to: a "reduced-precision"
+    variant left all in float is not one, and its verdict says so instead (tree ensembles and the
+    other ai.onnx.ml operators have none). Else quantize_static's options for it: for a graph with
+    ai.onnx.ml operators (a scikit-learn MLP picks its label with ArrayFeatureExtractor), only the
+    weighted layers and what joins them, and no bias-driven weight rescaling, where ONNX Runtime
+    1.32's quantizer fails on per-channel MatMul weights ("truth value of an array ... is
+    ambiguous"); nothing for every other graph."""
+    graph = _graph(source_onnx)
+    _refuse_without(graph, QUANTIZABLE_OPS)
+    if all(node.domain in ("", "ai.onnx") for node in graph.node):
+        return {}
+    return {
+        "op_types_to_quantize": sorted(QUANTIZABLE_OPS | {"Add", "Relu"}),
+        "extra_options": {"QDQDisableWeightAdjustForInt32Bias": True},
+    }
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+
+def refuse_if_nothing_quantized(path: Path) -> None:
+    """The same refusal after quantizing, when the quantizer left every operator in float."""
+    _refuse_without(_graph(path), QUANTIZED_OPS)
+
+
+def _refuse_without(graph: onnx.GraphProto, ops: set[str]) -> None:
     if not any(node.op_type in ops for node in graph.node):
         kinds = sorted({node.op_type for node in graph.node})[:6]
         raise ConversionError(
@@ -101,24 +119,10 @@ def refuse_if_nothing_quantized(path: Path, ops: set[str] = QUANTIZED_OPS) -> No
         )
 
 
-def refuse_if_nothing_to_quantize(path: Path) -> None:
-    refuse_if_nothing_quantized(path, QUANTIZABLE_OPS)
-
-
-def ml_safe_options(path: Path) -> dict:
-    """quantize_static's options for a graph with ai.onnx.ml operators (a scikit-learn MLP picks
-    its label with ArrayFeatureExtractor): only the weighted layers and what joins them, and no
-    bias-driven weight rescaling, where ONNX Runtime 1.32's quantizer fails on per-channel MatMul
-    weights ("truth value of an array ... is ambiguous"). Nothing for every other graph."""
+def _graph(path: Path) -> onnx.GraphProto:
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    if all(node.domain in ("", "ai.onnx") for node in graph.node):
-        return {}
-    return {
-        "op_types_to_quantize": sorted(QUANTIZABLE_OPS | {"Add", "Relu"}),
-        "extra_options": {"QDQDisableWeightAdjustForInt32Bias": True},
-    }
+    return onnx.load(str(path), load_external_data=False).graph
 
 
 def qdq_types(activations: str, recipe: Recipe) -> tuple[str, str]:

@@ -48,6 +48,13 @@ def model_outputs(path: Path, fmt: ModelFormat) -> list[str] | None:
     return [value.name for value in onnx.load(str(path), load_external_data=False).graph.output]
 
 
+def onnx_signature(graph: Any, named: list[TensorArg]) -> list[TensorSpec] | None:
+    """A loaded ONNX graph's inputs with ``--inputs`` shapes applied (model_inputs, for a worker
+    that has the graph loaded already); None where an input has no declared shape."""
+    declared = onnx_graph_inputs(graph)
+    return None if declared is None else _applied(declared, named, tensorflow=False)
+
+
 def _applied(declared: list[TensorSpec], named: list[TensorArg], tensorflow: bool) -> list[TensorSpec]:
     by_name = {spec.name: spec for spec in declared}
     shapes = {}
@@ -110,14 +117,19 @@ def _placeholder_spec(node: Any) -> TensorSpec | None:
 
 def _onnx_inputs(path: Path) -> list[TensorSpec] | None:
     import onnx
+
+    return onnx_graph_inputs(onnx.load(str(path), load_external_data=False).graph)
+
+
+def onnx_graph_inputs(graph: Any) -> list[TensorSpec] | None:
+    """A loaded ONNX graph's inputs (initializers left out), each batched where its dimensions say
+    (onnx_batch_axis); None when one has no declared shape."""
     from onnx.helper import tensor_dtype_to_np_dtype
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    constants = {initializer.name for initializer in graph.initializer}
-    inputs = [value for value in graph.input if value.name not in constants]
+    inputs = _graph_inputs(graph)
     if any(not value.type.tensor_type.HasField("shape") for value in inputs):
         return None
-    batch = onnx_batch_symbol([onnx_dims(value) for value in inputs])
+    batch = _batch_symbol(graph)
     specs = []
     for value in inputs:
         dims = onnx_dims(value)
@@ -135,9 +147,22 @@ def onnx_dims(value: Any) -> list[int | str | None]:
     ]
 
 
-def onnx_batch_symbol(inputs: list[list[int | str | None]]) -> str | None:
+def onnx_output_batch_axes(graph: Any) -> dict[str, int]:
+    """A loaded ONNX graph's outputs batched on another axis than the first (a recurrent model's
+    next state), by name."""
+    batch = _batch_symbol(graph)
+    axes = {value.name: onnx_batch_axis(onnx_dims(value), batch) for value in graph.output}
+    return {name: axis for name, axis in axes.items() if axis}  # not 0, nor None (a scalar output)
+
+
+def _graph_inputs(graph: Any) -> list[Any]:
+    constants = {initializer.name for initializer in graph.initializer}
+    return [value for value in graph.input if value.name not in constants]
+
+
+def _batch_symbol(graph: Any) -> str | None:
     """The symbol the model's batch goes by: the first input's first dimension, when a symbol."""
-    first = next((dims for dims in inputs if dims), None)
+    first = next((dims for dims in map(onnx_dims, _graph_inputs(graph)) if dims), None)
     return first[0] if first and isinstance(first[0], str) else None
 
 

@@ -81,13 +81,9 @@ def quantize_dynamic(source_onnx: Path, target: Path) -> Path:
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
     from farm.core.errors import ConversionError, first_line
-    from workers.quantize import (
-        prepare_for_quantization,
-        refuse_if_nothing_quantized,
-        refuse_if_nothing_to_quantize,
-    )
+    from workers.quantize import prepare_for_quantization, quantizing_options, refuse_if_nothing_quantized
 
-    refuse_if_nothing_to_quantize(source_onnx)
+    quantizing_options(source_onnx)  # refuses a graph with nothing to quantize
     try:
         ort_quantize_dynamic(
             str(prepare_for_quantization(source_onnx)),

@@ -48,20 +48,18 @@ class NativeBackend(TargetBackend):
         """The source converted in this process, or else (a scoring worker) the model loaded again."""
         if self._source is not None and self._source.path == variant.path:
             return self._source.run
-        import tempfile
-
         from farm.core.modelfile import ModelFormat, TensorArg
-        from workers.sources import load_source
+        from workers.sources import load_with_scratch
 
         details = variant.details
         if "model_format" not in details:
             raise RuntimeError(f"native baseline {variant.path} was recorded before it could serve")
-        source = load_source(
+        source = load_with_scratch(
             variant.path,
             ModelFormat(details["model_format"]),
             [TensorArg.from_json(arg) for arg in details["inputs"]],
             outputs,
-            Path(tempfile.mkdtemp(prefix="farm-native-")),
+            "farm-native-",
             details.get("allow_pickle", False),
         )
         return source.run

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import shutil
+import tempfile
+import weakref
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +21,7 @@ from farm.core.modelfile import ModelFormat, TensorArg, TensorSpec
 from workers.layout import in_sample_layout
 from workers.sources.base import SourceModel, SourceRequest, fill_from_samples
 
-__all__ = ["SourceModel", "SourceRequest", "load_source"]
+__all__ = ["SourceModel", "SourceRequest", "load_source", "load_with_scratch"]
 
 
 def load_source(
@@ -42,6 +45,26 @@ def load_source(
     source.format = fmt.value
     source.request = SourceRequest(inputs, outputs, allow_pickle)
     source.scratch = scratch
+    return source
+
+
+def load_with_scratch(
+    path: Path,
+    fmt: ModelFormat,
+    inputs: list[TensorArg],
+    outputs: list[str],
+    prefix: str,
+    allow_pickle: bool = False,
+    sample_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> SourceModel:
+    """load_source with a scratch folder of its own (``prefix``...), removed when the source goes."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        source = load_source(path, fmt, inputs, outputs, scratch, allow_pickle, sample_shapes)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(source, shutil.rmtree, scratch, ignore_errors=True)
     return source
 
 

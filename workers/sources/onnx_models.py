@@ -13,7 +13,7 @@ import numpy as np
 
 from farm.core.errors import ModelError
 from farm.core.modelfile import ModelFormat, TensorSpec
-from farm.core.signature import model_inputs, onnx_batch_axis, onnx_batch_symbol, onnx_dims
+from farm.core.signature import onnx_output_batch_axes, onnx_signature
 from workers.sources.base import SourceModel, SourceRequest
 
 FORMATS = (ModelFormat.ONNX,)
@@ -26,7 +26,8 @@ def load(path: Path, fmt: ModelFormat, request: SourceRequest) -> SourceModel:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    specs = model_inputs(path, fmt, request.inputs) or _session_inputs(session, request)
+    graph = onnx.load(str(path), load_external_data=False).graph  # read once for inputs and outputs
+    specs = onnx_signature(graph, request.inputs) or _session_inputs(session, request)
     output_names = [o.name for o in session.get_outputs()]
 
     def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -40,13 +41,7 @@ def load(path: Path, fmt: ModelFormat, request: SourceRequest) -> SourceModel:
         f"onnxruntime {ort.__version__} (CPUExecutionProvider, unoptimised)",
         framework="onnx",
     )
-    graph = onnx.load(str(path), load_external_data=False).graph
-    initializers = {init.name for init in graph.initializer}
-    batch = onnx_batch_symbol([onnx_dims(value) for value in graph.input if value.name not in initializers])
-    for value in graph.output:
-        axis = onnx_batch_axis(onnx_dims(value), batch)
-        if axis:  # 0, or None (a scalar output: left as it comes)
-            source.output_batch_axes[value.name] = axis
+    source.output_batch_axes = onnx_output_batch_axes(graph)
     return source
 
 
