@@ -8,11 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from farm.core.errors import ConversionError, ModelError, UnsupportedModelError, first_line
+from farm.core.errors import ModelError, first_line
 from farm.core.modelfile import ModelFormat
 from workers.sources.base import SourceModel, SourceRequest
-from workers.sources.tabular import FEATURES, TabularModel, class_outputs, regression_output, tabular_source
-from workers.sources.xgboost_models import MLTOOLS_OPSET
+from workers.sources.tabular import (
+    TabularModel,
+    is_classifier_objective,
+    onnxmltools_export,
+    predicted_classes,
+    regression_output,
+    tabular_source,
+)
 
 FORMATS = (ModelFormat.LIGHTGBM,)
 CLASSIFIER_OBJECTIVES = ("binary", "multiclass")
@@ -34,32 +40,15 @@ def booster_model(booster: Any) -> TabularModel:
 
     dumped = booster.dump_model(num_iteration=0)  # the header only: no trees
     objective = str(dumped.get("objective", "")).split(" ")[0]
-    if objective not in CLASSIFIER_OBJECTIVES + REGRESSOR_OBJECTIVES:
-        known = ", ".join(CLASSIFIER_OBJECTIVES + REGRESSOR_OBJECTIVES)
-        raise UnsupportedModelError(f"LightGBM objective {objective} is not one farm converts ({known})")
-    classifier = objective in CLASSIFIER_OBJECTIVES
+    classifier = is_classifier_objective("LightGBM", objective, CLASSIFIER_OBJECTIVES, REGRESSOR_OBJECTIVES)
     features = booster.num_feature()
 
     def predict(values: np.ndarray) -> list[np.ndarray]:
-        raw = booster.predict(values)
-        if not classifier:
-            return regression_output(raw)
-        probabilities = np.stack([1 - raw, raw], axis=1) if objective == "binary" else raw
-        return class_outputs(probabilities.argmax(axis=1), probabilities)
+        raw = booster.predict(values)  # binary: the positive class's probability, one column
+        return predicted_classes(raw) if classifier else regression_output(raw)
 
     def to_onnx() -> Any:
-        import onnxmltools
-        from onnxmltools.convert.common.data_types import FloatTensorType
-
-        try:
-            return onnxmltools.convert_lightgbm(
-                booster,
-                initial_types=[(FEATURES, FloatTensorType([None, features]))],
-                target_opset=MLTOOLS_OPSET,
-                zipmap=False,
-            )
-        except Exception as exc:
-            raise ConversionError(f"onnxmltools cannot convert it: {first_line(exc)}") from exc
+        return onnxmltools_export("convert_lightgbm", booster, features, zipmap=False)
 
     runtime = f"lightgbm {lgb.__version__} (Booster.predict)"
     return TabularModel("lightgbm", runtime, features, classifier, predict, to_onnx)

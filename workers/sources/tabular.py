@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from farm.core.errors import ModelError
+from farm.core.errors import ConversionError, ModelError, UnsupportedModelError, first_line
 from farm.core.modelfile import TensorSpec
 from workers.sources.base import SourceModel, SourceRequest, rename_outputs, select_outputs
 
@@ -109,3 +109,41 @@ def numeric_classes(classes: np.ndarray, framework: str) -> None:
             f"the {framework} classifier's classes are not integers ({shown}, ...): encode them "
             "as 0, 1, 2, ... (sklearn.preprocessing.LabelEncoder) and fit it again"
         )
+
+
+def is_classifier_objective(
+    library: str, objective: str, classifiers: tuple[str, ...], regressors: tuple[str, ...]
+) -> bool:
+    """Whether a booster's objective makes it a classifier; one farm does not convert is refused."""
+    if objective not in classifiers + regressors:
+        known = ", ".join(classifiers + regressors)
+        raise UnsupportedModelError(f"{library} objective {objective} is not one farm converts ({known})")
+    return objective in classifiers
+
+
+def predicted_classes(probabilities: np.ndarray) -> list[np.ndarray]:
+    """``label`` and ``probabilities`` from a booster's class probabilities; a binary booster's
+    one column (the positive class's) becomes two."""
+    if probabilities.ndim == 1:
+        probabilities = np.stack([1 - probabilities, probabilities], axis=1)
+    return class_outputs(probabilities.argmax(axis=1), probabilities)
+
+
+# onnxmltools writes ai.onnx.ml tree ensembles under this default-domain opset at most.
+MLTOOLS_OPSET = 15
+
+
+def onnxmltools_export(converter: str, booster: Any, features: int, **options: Any) -> Any:
+    """A booster as ONNX by onnxmltools' ``converter`` (convert_xgboost, convert_lightgbm)."""
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    try:
+        return getattr(onnxmltools, converter)(
+            booster,
+            initial_types=[(FEATURES, FloatTensorType([None, features]))],
+            target_opset=MLTOOLS_OPSET,
+            **options,
+        )
+    except Exception as exc:
+        raise ConversionError(f"onnxmltools cannot convert it: {first_line(exc)}") from exc
