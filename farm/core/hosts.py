@@ -127,6 +127,7 @@ def describe_cpu() -> str:
     return f"{model}, {os.cpu_count()} logical cores"
 
 
+@cache  # the CPU does not change under a running worker; asked for every cpu variant planned
 def has_int8_dot_product() -> bool:
     """Whether this CPU multiplies INT8 into 32-bit sums in one instruction (x86 VNNI, Arm's
     dot-product extension): without it ONNX Runtime's u8 x s8 kernels saturate 16-bit sums, and an
