@@ -83,7 +83,7 @@ def run_load(env: dict[str, str], work: Path, submissions: int, shard_count: int
     )  # fmt: skip
     started = time.perf_counter()
     scoring = submit_infer(settings, app, request, convert_first=_no_conversion)
-    done = _wait_scored(settings, scoring.id)
+    done = _wait_scored(settings, scoring.job.id)
     scoring_s = time.perf_counter() - started
     assert [s.state for s in done] == ["done"] * shard_count, "a shard did not end done"
     assert all(s.attempts == 1 for s in done), "a shard ran twice"

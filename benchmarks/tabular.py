@@ -99,7 +99,7 @@ def farm_rates(farm: PrivateFarm, model: Path, folder: Path, rows: int) -> dict[
     submitted = farm.cli("submit", "convert", str(model), "--hw", "cpu", "--calib", str(folder / "calib.npy"))
     job = submitted.stdout.split()[0]
     _wait(farm, job)
-    report = json.loads(farm.cli("report", job, "--json").stdout)
+    report = json.loads(farm.cli("report", job, "--json").stdout)["variants"]
     fp32 = next(r for r in report if r["backend"] == "cpu" and r["precision"] == "fp32")
     measured = {
         f"{row['backend']} {row['precision']}": (round(row["throughput_per_s"] or 0), row["best_batch"])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from rich.text import Text
 
 from farm.client.jobs import JobView, task_state_text
 from farm.client.report import ReportRow, build_report
+from farm.core.cost import money
 from farm.core.outputkinds import THIN_EVIDENCE
 
 # In a pipe (scripts, CI logs, tests) rich would wrap at 80 columns; lines stay whole instead.
@@ -24,7 +26,12 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan"}
 
 
-def job_table(view: JobView, queues: set[str] | None) -> Group:
+def print_json(document: object) -> None:
+    """One JSON document on stdout for scripts: never through rich, which would wrap and style it."""
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def job_table(view: JobView, queues: set[str] | None, prices: Mapping[str, float] | None = None) -> Group:
     job = view.job
     tasks = Table(title=f"job {job.id}: {job.model_name} ({job.model_format})", title_justify="left")
     for column in ("hardware", "state", "attempts", "worker", "waited", "ran"):
@@ -44,7 +51,7 @@ def job_table(view: JobView, queues: set[str] | None) -> Group:
         )
     parts: list[RenderableType] = [tasks]
     if view.variants:
-        parts += [report_view(build_report(view)), variant_paths(view)]
+        parts += [report_view(build_report(view, prices)), variant_paths(view)]
     warnings = warnings_text(view)
     if warnings:
         parts.append(Text(warnings, style="yellow"))
@@ -218,6 +225,8 @@ COLUMNS = [
         wide_only=True,
     ),
     Column("vs native", lambda r: _times(r.throughput_speedup), "right", wide_only=True),
+    # Shown only once a price is set for the row's class (FARM_COST_PER_HOUR_<CLASS>).
+    Column("cost/M", lambda r: "" if r.cost_per_million is None else money(r.cost_per_million), "right"),
     Column("runtime", lambda r: r.runtime, wide_only=True),
 ]
 

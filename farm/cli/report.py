@@ -2,39 +2,40 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import uuid
 from pathlib import Path
 
 import typer
 
-from farm.cli.render import console, report_view
+from farm.cli.render import console, print_json, report_view
 from farm.client.jobs import load_job
 from farm.client.report import ReportRow, build_report
+from farm.client.schema import report_document
 from farm.core.errors import FarmError, ToolchainMissingError, UsageError
 from farm.core.settings import get_settings
 
 
 def report(
     job_id: str = typer.Argument(..., help="A job id from `farm jobs`."),
-    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON, for scripts."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the variants as JSON (schema_version 1: README, JSON for schedulers)."
+    ),
     plot: Path | None = typer.Option(None, "--plot", help="Also write a bar chart of speedups to this PNG."),
     wide: bool = typer.Option(False, "--wide", help="Every column, notes in full (wider than 100 columns)."),
 ) -> None:
     """One row per variant: format, precision, size, verification, latency, throughput, speedup."""
     if plot is not None and plot.suffix.lower() != ".png":
         raise UsageError(f"--plot wants a .png file name, not {plot.name}")
-    view = load_job(get_settings(), job_id)
-    rows = build_report(view)
+    settings = get_settings()
+    view = load_job(settings, job_id)
+    rows = build_report(view, settings.cost_per_hour)
     if not rows:
         raise FarmError(f"job {job_id} has no variants yet (state: {view.state.value})")
     if plot is not None:
         write_speedup_plot(rows, plot, title=f"job {job_id}: {view.job.model_name}")
     if as_json:
-        json.dump([row.to_json() for row in rows], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(report_document(view, settings.cost_per_hour))
         return
     title = f"job {job_id}: {view.job.model_name} ({view.state.value})"
     console.print(report_view(rows, title, wide))

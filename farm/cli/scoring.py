@@ -21,6 +21,7 @@ from farm.client.infer import cancel as cancel_job
 from farm.client.infer import retry as retry_job
 from farm.client.jobs import ConvertRequest, JobView, load_job, submit_convert
 from farm.client.progress import InferProgress, infer_progress
+from farm.core.cost import money
 from farm.core.errors import FarmError
 from farm.core.jobspec import InferOptions
 from farm.core.settings import get_settings
@@ -50,6 +51,15 @@ def infer(
         0, "--shard-rows", min=0, help="Rows per shard; default: about 16 shards."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier job's output in --out."),
+    objective: str = typer.Option(
+        "time",
+        "--objective",
+        help="time: every class named, each as fast as it goes; cost: the classes that score a row "
+        "cheapest (FARM_COST_PER_HOUR_<CLASS>), and still finish by --deadline.",
+    ),
+    deadline: float | None = typer.Option(
+        None, "--deadline", help="Seconds the job must finish within, at the variants' measured speeds."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
 ) -> None:
     """Score a dataset with MODEL_OR_JOB's verified variants, on every hardware class named."""
@@ -66,8 +76,11 @@ def infer(
         batch_size,
         shard_rows,
         overwrite,
+        objective,
+        deadline,
     )
-    job = submit_infer(settings, celery_app(), asked, _convert_first)
+    submitted = submit_infer(settings, celery_app(), asked, _convert_first)
+    job, plan = submitted.job, submitted.plan
     options = InferOptions.model_validate(job.options)
     console.print(job.id)
     rows = options.dataset.rows
@@ -75,6 +88,9 @@ def infer(
     console.print(
         f"scoring {options.dataset.uri}: {rows:,} rows in shards of {options.shard_rows:,} on {classes}"
     )
+    left_out = "".join(f"; {hw} left out: {why}" for hw, why in plan.left_out.items())
+    if objective != "time" or deadline is not None or plan.cost is not None:
+        console.print(f"objective {options.objective}: {plan.summary()}{left_out}")
     if wait:
         follow(job.id)
 
@@ -103,7 +119,7 @@ def follow(job_id: str) -> JobView:
     with Live(console=console, auto_refresh=False) if console.is_terminal else nullcontext() as live:
         while True:
             view = load_job(settings, job_id)
-            progress = infer_progress(view.shards)
+            progress = infer_progress(view.shards, settings.cost_per_hour)
             if live is not None:
                 live.update(scoring_view(view, progress), refresh=True)
             elif (line := progress_line(progress)) != last:
@@ -143,10 +159,12 @@ def scoring_view(view: JobView, progress: InferProgress) -> Group:
     options = InferOptions.model_validate(view.job.options)
     title = f"job {view.job.id}: scoring with {view.job.model_name} -> {options.out}: {view.state.value}"
     table = Table(title=title, title_justify="left")
-    for column in ("hardware", "share", "rows", "shards", "running", "rows/s"):
+    priced = any(share.cost is not None for share in progress.classes)
+    for column in ("hardware", "share", "rows", "shards", "running", "rows/s", *(["cost"] if priced else [])):
         table.add_column(column, justify="left" if column in ("hardware", "share") else "right")
     for share in progress.classes:
         bar = ProgressBar(total=max(progress.total_rows, 1), completed=share.rows, width=20)
+        cost = [] if not priced else ["-" if share.cost is None else money(share.cost)]
         table.add_row(
             share.hardware,
             bar,
@@ -154,11 +172,24 @@ def scoring_view(view: JobView, progress: InferProgress) -> Group:
             str(share.shards),
             str(share.running),
             f"{share.rows_per_s:,.0f}",
+            *cost,
         )
     counts = ", ".join(f"{n} {state}" for state, n in sorted(progress.counts.items()))
     lines: list[RenderableType] = [table, progress_line(progress), f"shards: {counts}"]
+    if priced:
+        lines.append(cost_line(progress, view.state.finished))
     lines += [f"[red]{escape(error)}[/]" for error in progress.errors]
     return Group(*lines)
+
+
+def cost_line(progress: InferProgress, finished: bool) -> str:
+    """The job's cost so far (in all, once it has ended), by class: machine-hours held at each price."""
+    by_class = ", ".join(
+        f"{share.hardware} {money(share.cost) if share.cost is not None else 'no price'}"
+        for share in progress.classes
+    )
+    total = money(progress.cost) if progress.cost is not None else "not known (a class has no price)"
+    return f"cost {'in all' if finished else 'so far'}: {total} ({by_class})"
 
 
 def cancel(job_id: str = typer.Argument(..., help="A scoring job's id.")) -> None:

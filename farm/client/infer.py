@@ -17,8 +17,9 @@ from sqlmodel import Session
 
 from db import shards, store
 from db.engine import ensure_schema, session_scope
-from db.models import BenchmarkResult, Job, ShardState, TaskKind, TaskState, Variant
+from db.models import Job, ShardState, TaskKind, TaskState, Variant
 from farm.client.cluster import require_broker
+from farm.core.cost import ClassOffer, Objective, Plan, plan_classes
 from farm.core.dataset import Dataset, map_inputs, open_dataset
 from farm.core.errors import FarmError, NotFoundError, ServiceUnavailableError, UsageError, first_line
 from farm.core.jobspec import InferOptions
@@ -60,6 +61,8 @@ class InferRequest:
     batch_size: int = 256
     shard_rows: int = 0  # 0: chosen from the dataset's size
     overwrite: bool = False
+    objective: str = "time"  # --objective: time or cost (farm.core.cost.Objective)
+    deadline_s: float | None = None  # --deadline: seconds the job must finish within
 
 
 def parse_named_inputs(items: list[str]) -> dict[str, list[str]]:
@@ -77,11 +80,12 @@ def submit_infer(
     app: Celery,
     asked: InferRequest,
     convert_first: Callable[[Path, list[str], list[str]], str],
-) -> Job:
+) -> Submitted:
     """``convert_first(model, hardware, precisions)`` converts a model file that has no verified
     variants for these classes yet, and returns the conversion job's id (the CLI waits for it)."""
     hardware = parse_hardware_list(asked.hardware)
     pins = parse_precision_pins(asked.precision, hardware)
+    objective = parse_objective(asked.objective, asked.deadline_s)
     dataset = open_dataset(asked.data)
     out = check_output(asked.out, asked.overwrite)
     require_broker(settings)
@@ -91,6 +95,11 @@ def submit_infer(
     with session_scope(settings.database_url) as session:
         source_job = store.get_job(session, source_job_id)
         variants = choose_variants(session, source_job, pins)
+        speeds = measured_throughput(session, list(variants.values()))
+    prices = settings.cost_per_hour
+    offers = [ClassOffer(hw, speeds.get(v.id or 0, 0.0), prices.get(hw)) for hw, v in variants.items()]
+    plan = plan_classes(offers, dataset.rows, objective, asked.deadline_s)
+    variants = {hw: variants[hw] for hw in plan.classes}
     signature = _signature(variants)
     outputs = list(signature["outputs"])
     options = InferOptions(
@@ -105,6 +114,9 @@ def submit_infer(
         batch_size=asked.batch_size,
         shard_rows=asked.shard_rows or default_shard_rows(dataset),
         source_job=source_job.id,
+        objective=objective.value,
+        deadline_s=asked.deadline_s,
+        estimate={"seconds": plan.seconds, "cost": plan.cost},
     )
     job = Job(
         kind=TaskKind.INFER.value,
@@ -121,8 +133,25 @@ def submit_infer(
     with session_scope(settings.database_url) as session:
         session.add(job)
         shards.create_shards(session, job.id, shard_ranges(dataset.rows, options.shard_rows))
-    send_lanes(app, job.id, hardware)
-    return job
+    send_lanes(app, job.id, plan.classes)
+    return Submitted(job, plan)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    plan: Plan  # the classes that score, the estimate, and the classes left out and why
+
+
+def parse_objective(text: str, deadline_s: float | None) -> Objective:
+    try:
+        objective = Objective(text.strip().lower())
+    except ValueError:
+        known = ", ".join(o.value for o in Objective)
+        raise UsageError(f"--objective {text}: not one of {known}") from None
+    if deadline_s is not None and deadline_s <= 0:
+        raise UsageError(f"--deadline {deadline_s:g}: give the seconds the job may take, more than 0")
+    return objective
 
 
 def _refuse_a_running_owner(settings: FarmSettings, out: Path) -> None:
@@ -207,6 +236,14 @@ def parse_precision_pins(text: str, hardware: list[str]) -> dict[str, str | None
     return pins
 
 
+def measured_throughput(session: Session, variants: list[Variant]) -> dict[int, float]:
+    """Each variant's best benchmark throughput (rows per second, one machine), by variant id."""
+    best: dict[int, float] = {}
+    for result in store.benchmarks_of(session, [v.id for v in variants if v.id is not None]):
+        best[result.variant_id] = max(best.get(result.variant_id, 0.0), result.throughput_per_s)
+    return best
+
+
 def choose_variants(session: Session, job: Job, pins: dict[str, str | None]) -> dict[str, Variant]:
     """For each hardware class, the verified variant of ``job`` with the best measured throughput
     (of ``precision`` when pinned); refuses a class that has none."""
@@ -216,9 +253,7 @@ def choose_variants(session: Session, job: Job, pins: dict[str, str | None]) -> 
     if not state.finished:
         raise UsageError(f"job {job.id} is still {state.value}: score once the conversion has finished")
     variants = [v for v in store.variants_of(session, job.id) if v.passed and _can_serve(v)]
-    benchmarks: dict[int, list[BenchmarkResult]] = {}
-    for result in store.benchmarks_of(session, [v.id for v in variants if v.id is not None]):
-        benchmarks.setdefault(result.variant_id, []).append(result)
+    speeds = measured_throughput(session, variants)
     chosen = {}
     for hw, precision in pins.items():
         candidates = [
@@ -227,10 +262,7 @@ def choose_variants(session: Session, job: Job, pins: dict[str, str | None]) -> 
         if not candidates:
             pinned = f" {precision}" if precision else ""
             raise UsageError(f"job {job.id} has no verified{pinned} {hw} variant to score with")
-        chosen[hw] = max(
-            candidates,
-            key=lambda v: max((b.throughput_per_s for b in benchmarks.get(v.id or 0, [])), default=0.0),
-        )
+        chosen[hw] = max(candidates, key=lambda v: speeds.get(v.id or 0, 0.0))
     return chosen
 
 

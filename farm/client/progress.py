@@ -1,11 +1,14 @@
-"""Progress of a batch-scoring job, from its shards: what `farm status` and `--wait` show."""
+"""Progress of a batch-scoring job, from its shards: what `farm status` and `--wait` show, and
+what the job has cost so far."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from db.models import Shard, ShardState, utcnow
+from farm.core.cost import cost_of_hours
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,8 @@ class ClassShare:
     shards: int
     running: int
     rows_per_s: float  # of the class as a whole, over the time the job has run
+    machine_s: float  # summed over its workers: each from its first shard's start to its last's end
+    cost: float | None  # machine_s at the class's price per hour; None without a price
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,17 @@ class InferProgress:
     def fraction(self) -> float:
         return self.done_rows / self.total_rows if self.total_rows else 1.0
 
+    @property
+    def cost(self) -> float | None:
+        """So far, or in all once the job has ended; None unless every class that worked has a price."""
+        costs = [share.cost for share in self.classes]
+        return None if not costs or None in costs else sum(c for c in costs if c is not None)
 
-def infer_progress(all_shards: list[Shard], now: datetime | None = None) -> InferProgress:
+
+def infer_progress(
+    all_shards: list[Shard], prices: Mapping[str, float] | None = None, now: datetime | None = None
+) -> InferProgress:
+    """``prices``: per machine-hour, by hardware class (settings.cost_per_hour)."""
     now = now or utcnow()
     done = [s for s in all_shards if s.state == ShardState.DONE]
     started = [s.started_at for s in all_shards if s.started_at]
@@ -52,6 +66,24 @@ def infer_progress(all_shards: list[Shard], now: datetime | None = None) -> Infe
         mine = [s for s in done if s.hardware == hw]
         rows = sum(s.rows for s in mine)
         running = sum(1 for s in all_shards if s.hardware == hw and s.state == ShardState.RUNNING)
-        classes.append(ClassShare(hw, rows, len(mine), running, rows / elapsed if elapsed > 0 else 0.0))
+        machine_s = machine_seconds([s for s in all_shards if s.hardware == hw], now)
+        class_rate = rows / elapsed if elapsed > 0 else 0.0
+        cost = cost_of_hours((prices or {}).get(hw), machine_s)
+        classes.append(ClassShare(hw, rows, len(mine), running, class_rate, machine_s, cost))
     errors = [f"shard {s.index}: {s.error}" for s in all_shards if s.state == ShardState.FAILED and s.error]
     return InferProgress(total, done_rows, rate, eta, counts, classes, errors[:3])
+
+
+def machine_seconds(class_shards: list[Shard], now: datetime) -> float:
+    """How long the job held the machines of one class: for each worker, from the start of its
+    first shard to the end of its last (now, while one runs). A worker is one machine, whatever
+    its concurrency, and an hour of it is what FARM_COST_PER_HOUR_<CLASS> prices."""
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for shard in class_shards:
+        if shard.started_at is None:
+            continue
+        running = shard.state == ShardState.RUNNING or shard.finished_at is None
+        end = now if running else shard.finished_at or now
+        first, last = spans.get(shard.worker or "?", (shard.started_at, end))
+        spans[shard.worker or "?"] = (min(first, shard.started_at), max(last, end))
+    return sum((last - first).total_seconds() for first, last in spans.values())

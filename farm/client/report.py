@@ -8,11 +8,13 @@ variants, its row says so and shows the paired figure, the one their speedups co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from db.models import BenchmarkResult, Variant
 from farm.client.jobs import JobView
+from farm.core.cost import cost_per_million
 from farm.core.outputkinds import THIN_EVIDENCE
 from farm.core.targets import NATIVE
 
@@ -58,6 +60,9 @@ class ReportRow:
     measured_on: str
     artifact_key: str
     notes: list[str]
+    # What a million inferences cost on one machine of its class at the best throughput; None
+    # when its class has no price (FARM_COST_PER_HOUR_<CLASS>) or it has no benchmark.
+    cost_per_million: float | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -88,8 +93,14 @@ class ReportRow:
 ALONE_VS_PAIRED = 0.10  # native alone and native beside its variants differ: its row says so
 
 
-def build_report(view: JobView) -> list[ReportRow]:
+def build_report(view: JobView, prices: Mapping[str, float] | None = None) -> list[ReportRow]:
+    """One row per variant; ``prices`` (per machine-hour, by hardware class) give their costs."""
     rows = [_row(variant, view.benchmarks.get(variant.id or -1, [])) for variant in view.variants]
+    prices = prices or {}
+    rows = [
+        replace(row, cost_per_million=cost_per_million(prices.get(row.hardware), row.throughput_per_s))
+        for row in rows
+    ]
     baselines = {row.hardware: row for row in rows if row.is_baseline}
     rows = [_with_speedups(row, baselines.get(row.hardware)) for row in rows]
     rows = [_with_paired_note(row, rows) if row.is_baseline else row for row in rows]

@@ -66,3 +66,6 @@ class InferOptions(StoredOptions):
     batch_size: int = 256
     shard_rows: int = 0
     source_job: str | None = None  # the conversion job whose variants serve
+    objective: str = "time"  # farm.core.cost.Objective: what chose the classes that score
+    deadline_s: float | None = None  # --deadline: the estimate had to finish by then
+    estimate: dict[str, float | None] = Field(default_factory=dict)  # seconds and cost, at submit

@@ -9,16 +9,20 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from farm.core.errors import UsageError
+from farm.core.targets import hardware_classes
 
 DEFAULT_BROKER_PORT = 6390  # not 6379, so a farm never collides with a system Redis
 
@@ -101,6 +105,24 @@ class FarmSettings(BaseSettings):
     cache_dir: Path = Field(
         default=Path(""), description="Worker-local caches (TensorRT timing); empty: <home>/cache."
     )
+    cost_per_hour: dict[str, float] = Field(
+        default_factory=dict,
+        description="What an hour of one machine of each hardware class costs, one variable per class: "
+        "FARM_COST_PER_HOUR_GPU=2.50 (in farm.toml a [cost_per_hour] table). A class without a price "
+        "shows no cost, and --objective cost refuses it.",
+    )
+
+    @field_validator("cost_per_hour")
+    @classmethod
+    def _known_classes_and_sane_prices(cls, prices: dict[str, float]) -> dict[str, float]:
+        prices = {hardware.lower(): price for hardware, price in prices.items()}
+        for hardware, price in prices.items():
+            if hardware not in hardware_classes():
+                known = ", ".join(hardware_classes())
+                raise ValueError(f"{PRICE_PREFIX}{hardware.upper()}: not a hardware class (known: {known})")
+            if price < 0:
+                raise ValueError(f"{PRICE_PREFIX}{hardware.upper()}: a price cannot be negative")
+        return prices
 
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> FarmSettings:
@@ -135,12 +157,44 @@ class FarmSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_path = Path(os.environ.get("FARM_CONFIG", "farm.toml"))
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return (
+            init_settings,
+            env_settings,
+            ClassPrices(settings_cls),
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+
+PRICE_PREFIX = "FARM_COST_PER_HOUR_"
+
+
+class ClassPrices(PydanticBaseSettingsSource):
+    """``FARM_COST_PER_HOUR_<CLASS>`` variables gathered into ``cost_per_hour``: one variable per
+    class reads better in a unit file or a compose file than a JSON map in one variable."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads the variables itself
+
+    def __call__(self) -> dict[str, Any]:
+        prices = {
+            name[len(PRICE_PREFIX) :].lower(): value
+            for name, value in os.environ.items()
+            if name.upper().startswith(PRICE_PREFIX) and value.strip()
+        }
+        return {"cost_per_hour": prices} if prices else {}
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> FarmSettings:
-    return FarmSettings()
+    """The settings, or one line naming the setting that is wrong (never a validation traceback)."""
+    try:
+        return FarmSettings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = error["msg"].removeprefix("Value error, ")
+        if not message.startswith("FARM_"):  # name the variable, as the user set it
+            message = f"FARM_{'_'.join(str(part) for part in error['loc']).upper()}: {message}"
+        raise UsageError(f"setting {message}") from exc
 
 
 def redacted(url: str) -> str:

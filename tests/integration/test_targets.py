@@ -47,7 +47,7 @@ def test_one_job_builds_verifies_and_compares_every_local_target(
 
     result = farm.cli("report", job_id, "--json", "--plot", str(tmp_path / "speedups.png"))
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["variants"]
     assert sorted((r["hardware"], r["backend"], r["precision"]) for r in rows) == ALL_LOCAL_VARIANTS
     for row in rows:
         assert row["passed"] and row["failure"] is None, row

@@ -156,7 +156,7 @@ def test_a_named_output_kind_is_used_and_shown(
 def _report(farm: Farm, job_id: str) -> list[dict]:
     result = farm.cli("report", job_id, "--json")
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["variants"]
 
 
 def _cells(table: str) -> list[list[str]]:

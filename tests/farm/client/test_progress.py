@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from db.models import Shard
 from farm.client.progress import infer_progress
 
@@ -43,3 +45,29 @@ def test_a_finished_job_has_no_eta_and_lists_its_failures() -> None:
     progress = infer_progress(shards, now=T0 + timedelta(hours=1))
     assert progress.eta_s is None and progress.rows_per_s == 25.0  # up to the last finish, not now
     assert progress.errors == ["shard 1: bad value"]
+
+
+def test_cost_is_the_hours_each_worker_held_the_job_at_its_class_price() -> None:
+    shards = [
+        _shard(0, "done", "cpu", 100, (0, 1800)),  # worker a: from 0 s ...
+        _shard(1, "done", "cpu", 100, (1800, 3600)),  # ... to 3,600 s: one hour
+        _shard(2, "done", "gpu", 100, (0, 360)),
+        _shard(3, "running", "gpu", ran=(360, 720)),  # still running: held until now
+    ]
+    for shard in shards:
+        shard.worker = "a" if shard.hardware == "cpu" else "b"
+    progress = infer_progress(shards, {"cpu": 0.10, "gpu": 2.50}, now=T0 + timedelta(seconds=720))
+    assert [(c.hardware, c.machine_s) for c in progress.classes] == [("cpu", 3600.0), ("gpu", 720.0)]
+    assert [c.cost for c in progress.classes] == [pytest.approx(0.10), pytest.approx(0.50)]
+    assert progress.cost == pytest.approx(0.60)
+    # A second cpu worker is a second machine: its hours add up.
+    shards.append(_shard(4, "done", "cpu", 100, (0, 3600)))
+    shards[-1].worker = "c"
+    assert infer_progress(shards, {"cpu": 0.10, "gpu": 2.50}, now=T0).classes[0].machine_s == 7200.0
+
+
+def test_a_class_without_a_price_has_no_cost_and_neither_has_the_job() -> None:
+    shards = [_shard(0, "done", "cpu", 100, (0, 10)), _shard(1, "done", "gpu", 100, (0, 10))]
+    progress = infer_progress(shards, {"gpu": 2.50})
+    assert [c.cost is None for c in progress.classes] == [True, False] and progress.cost is None
+    assert infer_progress(shards).cost is None  # no prices at all

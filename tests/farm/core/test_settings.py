@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.core.settings import DEFAULT_BROKER_PORT, FarmSettings
+from farm.core.errors import UsageError
+from farm.core.settings import DEFAULT_BROKER_PORT, FarmSettings, get_settings
 
 
 @pytest.fixture(autouse=True)
@@ -49,3 +50,37 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FARM_WORKER_CONCURRENCY", "0")
     with pytest.raises(ValueError, match="worker_concurrency"):
         FarmSettings()
+
+
+def test_a_price_per_hour_is_one_variable_per_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert FarmSettings().cost_per_hour == {}  # none set: no cost is shown
+    monkeypatch.setenv("FARM_COST_PER_HOUR_GPU", "2.50")
+    monkeypatch.setenv("FARM_COST_PER_HOUR_cpu", "0.1")
+    assert FarmSettings().cost_per_hour == {"gpu": 2.50, "cpu": 0.1}
+
+
+def test_a_price_in_farm_toml_is_a_table(tmp_path: Path) -> None:
+    (tmp_path / "farm.toml").write_text("[cost_per_hour]\narm = 0.05\n")
+    assert FarmSettings().cost_per_hour == {"arm": 0.05}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FARM_COST_PER_HOUR_TPU", "1", "FARM_COST_PER_HOUR_TPU: not a hardware class (known: arm, cpu"),
+        ("FARM_COST_PER_HOUR_GPU", "-1", "FARM_COST_PER_HOUR_GPU: a price cannot be negative"),
+        ("FARM_COST_PER_HOUR_GPU", "$2", "FARM_COST_PER_HOUR_GPU: Input should be a valid number"),
+        ("FARM_WORKER_CONCURRENCY", "many", "FARM_WORKER_CONCURRENCY: Input should be a valid integer"),
+    ],
+)
+def test_a_wrong_setting_is_one_line_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(UsageError) as refused:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert str(refused.value).startswith(f"setting {message}") and "\n" not in str(refused.value)
