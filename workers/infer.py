@@ -1,19 +1,18 @@
 """Scoring one shard of a batch-inference job: read its rows from storage batch by batch, run the
 serving variant, and stream the scores into a part file under an attempt-unique temporary name.
-Publishing the part (rename to its final name) happens with the shard's done-transaction, in
-workers/scoring.py. Free of Celery and of the database.
+Publishing the part (under its final name: farm/core/output.py) happens with the shard's
+done-transaction, in workers/scoring.py. Free of Celery and of the database.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +22,7 @@ from farm.core.artifacts import fsync_file, sha256_of
 from farm.core.errors import FarmError
 from farm.core.jobspec import InferOptions
 from farm.core.modelfile import TensorSpec
-from farm.core.output import MANIFEST, ROW_COLUMN
+from farm.core.output import ROW_COLUMN
 from workers.backends import NATIVE, all_backends
 from workers.layout import in_sample_layout
 from workers.runtime import BuiltVariant, Runner
@@ -130,25 +129,6 @@ def output_table(batch: Batch, outputs: list[np.ndarray], names: list[str]) -> p
             else pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1])
         )
     return pa.table(columns)
-
-
-def publish(part: ScoredPart, final: Path) -> None:
-    """Move a scored part to its final name: atomic, so a reader sees all of it or none."""
-    os.replace(part.path, final)
-
-
-def write_manifest(
-    out: Path, job_id: str, total_rows: int, parts: list[dict[str, Any]], columns: list[str]
-) -> None:
-    """The output's table of contents, written once every shard is done; also clears away the
-    temporary files of attempts that died."""
-    manifest = {"job": job_id, "rows": total_rows, "columns": columns, "parts": parts}
-    temporary = out / f".{MANIFEST}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(manifest, indent=1))
-    fsync_file(temporary)
-    os.replace(temporary, out / MANIFEST)
-    for leftover in out.glob(".part-*.tmp"):
-        leftover.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

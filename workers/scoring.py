@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from celery import shared_task
 from sqlmodel import Session
@@ -22,7 +21,7 @@ from db.models import Job, Shard, ShardState, Variant
 from farm.core.artifacts import open_store
 from farm.core.errors import FarmError, ServiceUnavailableError, first_line
 from farm.core.jobspec import InferOptions
-from farm.core.output import ROW_COLUMN, owner_of, part_name, temporary_part
+from farm.core.output import ROW_COLUMN, ScoringOutput, open_output, part_name
 from farm.core.settings import FarmSettings
 from queues.app import FarmCelery, broker_errors, send_lane
 from queues.names import INFER_TASK
@@ -30,11 +29,9 @@ from workers.infer import (
     Cancelled,
     ClassRate,
     ScoredPart,
-    publish,
     runner_for,
     score_shard,
     wait_for_faster,
-    write_manifest,
 )
 from workers.taskrun import RETRY_INFRASTRUCTURE, FarmTask, attempt_limit, guarded
 
@@ -102,9 +99,9 @@ def infer_shard(self: ShardTask, job_id: str, hardware: str) -> str:
 def _score(
     settings: FarmSettings, job: Job, options: InferOptions, shard: Shard, lease: str, variant: Variant
 ) -> str:
-    out = Path(options.out)
-    _remove_dead_attempts(out, shard.index, lease)
-    target = temporary_part(out, shard.index, lease)
+    out = output_of(settings, options)
+    target = out.staging(shard.index, lease)
+    out.remove_dead_attempts(shard.index, keep=target)
     model = open_store(settings).local(variant.artifact_key, variant.sha256)
     runner = runner_for(variant, model, options.outputs)
     try:
@@ -114,37 +111,31 @@ def _score(
             shards.end_shard(session, shard.id or 0, lease, ShardState.CANCELLED)
         return "cancelled"
     with session_scope(settings.database_url) as session:
-        # Done and published together: the row turns done only if this lease still holds the
-        # shard, and the part takes its final name inside that same transaction; any error
-        # below rolls the row back, so no shard counts done without its part in place.
+        # Done, then published, in one transaction: the row turns done only if this lease still
+        # holds the shard, and only then does the part go under its final name (a rename, or
+        # one PUT to an object store); any error below rolls the row back, so no shard counts
+        # done without its part in place, and no attempt without the lease ever publishes.
         if not shards.finish_shard(
             session, shard.id or 0, lease, part.rows, part.sha256, part.seconds, variant.id or 0
         ):
             target.unlink(missing_ok=True)
             return "superseded by a later attempt"
-        _publish_in_own_folder(part, out, shard.index, job.id)
+        _publish_in_own_output(part, out, shard.index, job.id)
     return "done"
 
 
-def _publish_in_own_folder(part: ScoredPart, out: Path, index: int, job_id: str) -> None:
-    """Publish a part only into a folder this job still owns, and only if it is there after."""
-    owner = owner_of(out)
-    if owner != job_id:  # `--overwrite` gave the folder to another job
+def output_of(settings: FarmSettings, options: InferOptions) -> ScoringOutput:
+    return open_output(options.out, settings.cache_dir / "parts")
+
+
+def _publish_in_own_output(part: ScoredPart, out: ScoringOutput, index: int, job_id: str) -> None:
+    """Publish a part only into an output this job still owns."""
+    owner = out.owner()
+    if owner != job_id:  # `--overwrite` gave the output to another job
         part.path.unlink(missing_ok=True)
-        raise FarmError(f"{out} now holds the output of job {owner}: part {index} not published there")
-    final = out / part_name(index)
-    try:
-        publish(part, final)
-    except FileNotFoundError as exc:
-        raise FarmError(f"{part.path.name} was removed from {out} before it could be published") from exc
-    if not final.is_file():
-        raise FarmError(f"{final.name} was gone from {out} right after it was published")
-
-
-def _remove_dead_attempts(out: Path, index: int, lease: str) -> None:
-    for leftover in out.glob(f".{part_name(index)}.*.tmp"):
-        if leftover != temporary_part(out, index, lease):
-            leftover.unlink(missing_ok=True)
+        taken = f"{out.location} now holds the output of job {owner}: part {index} not published there"
+        raise FarmError(taken)
+    out.publish(part.path, index)
 
 
 class CancelWatch:
@@ -212,8 +203,8 @@ def _send_next_lane(app: FarmCelery, job_id: str, hardware: str, countdown: floa
 
 
 def _write_manifest_when_done(settings: FarmSettings, job: Job, options: InferOptions) -> None:
-    """The manifest, once every shard is done (whichever lane finishes last writes it; a second
-    writer writes the same content)."""
+    """The manifest, once every shard is done, and so after every part (whichever lane finishes
+    last writes it; a second writer writes the same content)."""
     with session_scope(settings.database_url) as session:
         unfinished, _ = shards.count_in_state(
             session, job.id, ShardState.PENDING, ShardState.RUNNING, ShardState.FAILED, ShardState.CANCELLED
@@ -222,9 +213,13 @@ def _write_manifest_when_done(settings: FarmSettings, job: Job, options: InferOp
             return
         done = shards.shards_of(session, job.id)
         variants = {v.id: v for v in store.variants_of_ids(session, list(options.variants.values()))}
-    parts = [_part_entry(shard, variants.get(shard.variant_id)) for shard in done]
-    columns = [ROW_COLUMN, *options.keep, *options.output_columns]
-    write_manifest(Path(options.out), job.id, sum(s.rows for s in done), parts, columns)
+    manifest = {
+        "job": job.id,
+        "rows": sum(s.rows for s in done),
+        "columns": [ROW_COLUMN, *options.keep, *options.output_columns],
+        "parts": [_part_entry(shard, variants.get(shard.variant_id)) for shard in done],
+    }
+    output_of(settings, options).write_manifest(manifest)
 
 
 def _part_entry(shard: Shard, variant: Variant | None) -> dict:

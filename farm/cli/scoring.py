@@ -16,7 +16,14 @@ from rich.table import Table
 from farm.cli.context import celery_app
 from farm.cli.follow import follow_conversion
 from farm.cli.render import console
-from farm.client.infer import InferRequest, merge_result, parse_named_inputs, submit_infer, wait_for_manifest
+from farm.client.infer import (
+    InferRequest,
+    merge_result,
+    output_for,
+    parse_named_inputs,
+    submit_infer,
+    wait_for_manifest,
+)
 from farm.client.infer import cancel as cancel_job
 from farm.client.infer import retry as retry_job
 from farm.client.jobs import ConvertRequest, JobView, load_job, submit_convert
@@ -34,7 +41,12 @@ def infer(
     data: str = typer.Option(
         ..., "--data", help="Parquet file, folder or glob; CSV; .npy. Local or fsspec URL."
     ),
-    out: str = typer.Option(..., "--out", help="Output folder: one Parquet part per shard, and a manifest."),
+    out: str = typer.Option(
+        ...,
+        "--out",
+        help="Output folder, or object-store prefix (s3://bucket/prefix, farm[s3]): a Parquet part per "
+        "shard, and a manifest.",
+    ),
     hw: str = typer.Option(
         ..., "--hw", help="Hardware classes that score, comma-separated: cpu,gpu,arm,fpga."
     ),
@@ -129,7 +141,7 @@ def follow(job_id: str) -> JobView:
                 break
             time.sleep(POLL_S)
     if view.state.value == "succeeded":  # --wait ends when the output is complete, manifest too
-        wait_for_manifest(Path(InferOptions.model_validate(view.job.options).out))
+        wait_for_manifest(output_for(settings, InferOptions.model_validate(view.job.options).out))
     _print_ending(view, progress)
     return view
 

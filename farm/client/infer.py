@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +25,7 @@ from farm.core.dataset import Dataset, map_inputs, open_dataset
 from farm.core.errors import FarmError, NotFoundError, ServiceUnavailableError, UsageError, first_line
 from farm.core.jobspec import InferOptions
 from farm.core.modelfile import detect_format
-from farm.core.output import (
-    MANIFEST,
-    OWNER,
-    ROW_COLUMN,
-    check_output,
-    claim_output,
-    output_column,
-    owner_of,
-    part_name,
-    read_manifest,
-)
+from farm.core.output import ROW_COLUMN, ScoringOutput, open_output, output_column
 from farm.core.settings import FarmSettings
 from farm.core.signature import model_inputs
 from farm.core.targets import NATIVE, parse_hardware_list, parse_precisions
@@ -87,7 +78,8 @@ def submit_infer(
     pins = parse_precision_pins(asked.precision, hardware)
     objective = parse_objective(asked.objective, asked.deadline_s)
     dataset = open_dataset(asked.data)
-    out = check_output(asked.out, asked.overwrite)
+    out = output_for(settings, asked.out)
+    out.refuse_unusable(asked.overwrite)
     require_broker(settings)
     ensure_schema(settings.database_url)
     _refuse_a_running_owner(settings, out)
@@ -104,7 +96,7 @@ def submit_infer(
     outputs = list(signature["outputs"])
     options = InferOptions(
         dataset=dataset,
-        out=str(out),
+        out=out.location,
         inputs=map_inputs(dataset, signature["inputs"], asked.columns, asked.inputs, asked.keep),
         outputs=outputs,
         output_columns=_output_columns(outputs, asked.keep),
@@ -129,7 +121,7 @@ def submit_infer(
         options=options.model_dump(),
     )
     _refuse_a_running_owner(settings, out)  # again: a conversion first may have taken minutes
-    claim_output(out, job.id)
+    out.claim(job.id)
     with session_scope(settings.database_url) as session:
         session.add(job)
         shards.create_shards(session, job.id, shard_ranges(dataset.rows, options.shard_rows))
@@ -154,12 +146,17 @@ def parse_objective(text: str, deadline_s: float | None) -> Objective:
     return objective
 
 
-def _refuse_a_running_owner(settings: FarmSettings, out: Path) -> None:
+def output_for(settings: FarmSettings, location: str) -> ScoringOutput:
+    """A scoring job's output; this host's scratch folder holds parts fetched from an object store."""
+    return open_output(location, settings.cache_dir / "parts")
+
+
+def _refuse_a_running_owner(settings: FarmSettings, out: ScoringOutput) -> None:
     """``--overwrite`` replaces a finished job's output, never one a job is still writing: its
     parts would go while its lanes still publish there."""
-    if not (out / OWNER).exists():
+    owner = out.owner()
+    if owner is None:
         return
-    owner = owner_of(out)
     with session_scope(settings.database_url) as session:
         job = session.get(Job, owner)
         if job is None or job.kind != TaskKind.INFER.value:
@@ -171,7 +168,7 @@ def _refuse_a_running_owner(settings: FarmSettings, out: Path) -> None:
         then = "is cancelled, and its running shards stop at their next batch: --overwrite once they have"
     else:
         then = f"is still {state.value} there: farm cancel {owner} (or let it finish), then --overwrite"
-    raise UsageError(f"--out {out}: job {owner} {then}")
+    raise UsageError(f"--out {out.location}: job {owner} {then}")
 
 
 def _conversion_job(
@@ -364,12 +361,12 @@ def _infer_job(session: Session, job_id: str) -> Job:
 MANIFEST_WAIT_S = 30.0  # the lane that scored the last shard writes the manifest just after
 
 
-def wait_for_manifest(out: Path, timeout_s: float = MANIFEST_WAIT_S) -> None:
+def wait_for_manifest(out: ScoringOutput, timeout_s: float = MANIFEST_WAIT_S) -> None:
     """A job turns succeeded when its last shard is done; its manifest follows a moment later,
     written by that shard's lane (or its retry). Wait for it rather than call the output
     incomplete; a manifest that never comes is reported by read_manifest."""
     with contextlib.suppress(TimedOut):
-        wait_until(lambda: (out / MANIFEST).exists(), timeout_s, f"{out / MANIFEST}", interval_s=0.05)
+        wait_until(out.has_manifest, timeout_s, f"the manifest of {out.location}", interval_s=0.05)
 
 
 def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
@@ -377,7 +374,7 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     Parquet file (written beside ``target``, then renamed). Returns the rows written."""
     import pyarrow.parquet as pq
 
-    from farm.core.artifacts import copy_atomically, sha256_of
+    from farm.core.artifacts import copy_atomically
 
     ensure_schema(settings.database_url)
     with session_scope(settings.database_url) as session:
@@ -386,24 +383,37 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     state = shards.infer_job_state(job, done)
     if state is not TaskState.SUCCEEDED:
         raise FarmError(f"job {job_id} is {state.value}: its output is complete only once it succeeds")
-    out = Path(InferOptions.model_validate(job.options).out)
+    out = output_for(settings, InferOptions.model_validate(job.options).out)
     wait_for_manifest(out)
-    read_manifest(out)
+    out.read_manifest()
     staging = target.with_name(f".{target.name}.partial")
     rows = 0
     writer = None
     try:
-        for shard in done:
-            part = out / part_name(shard.index)
-            if not part.exists() or sha256_of(part) != shard.sha256:
-                raise FarmError(f"{part}: missing or changed since the job wrote it")
-            for batch in pq.ParquetFile(part).iter_batches():
-                writer = writer or pq.ParquetWriter(staging, batch.schema)
-                writer.write_batch(batch)
-                rows += batch.num_rows
+        with tempfile.TemporaryDirectory(prefix=".farm-parts-", dir=target.parent) as fetched:
+            for shard in done:
+                part = _checked_part(out, shard.index, shard.sha256, Path(fetched))
+                for batch in pq.ParquetFile(part).iter_batches():
+                    writer = writer or pq.ParquetWriter(staging, batch.schema)
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+                if part.parent == Path(fetched):  # a downloaded copy: one part at a time on disk
+                    part.unlink()
         if writer is not None:
             writer.close()
         copy_atomically(staging, target)
     finally:
         staging.unlink(missing_ok=True)
     return rows
+
+
+def _checked_part(out: ScoringOutput, index: int, sha256: str | None, scratch: Path) -> Path:
+    from farm.core.artifacts import sha256_of
+
+    try:
+        part = out.fetch_part(index, scratch)
+    except FarmError as exc:
+        raise FarmError(f"{out.location}: part {index} is missing ({first_line(exc)})") from exc
+    if not part.exists() or sha256_of(part) != sha256:
+        raise FarmError(f"{part.name} in {out.location}: missing or changed since the job wrote it")
+    return part

@@ -120,7 +120,7 @@ class ObjectStore(ArtifactStore):
     def __init__(self, url: str, cache: Path) -> None:
         self.location = url.rstrip("/")
         self.cache = cache
-        self.fs, self.root = _filesystem(self.location)
+        self.fs, self.root = object_filesystem(self.location, "FARM_ARTIFACT_ROOT")
 
     def _remote(self, key: str) -> str:
         return f"{self.root}/{checked_key(key)}"
@@ -183,24 +183,28 @@ class ObjectStore(ArtifactStore):
         except FileNotFoundError:
             return False
 
-    @contextlib.contextmanager
-    def _errors(self, key: str) -> Iterator[None]:
-        """The object store's failures as farm's: a missing key is the caller's problem; the store or
-        the way to it failing (connection, credentials, throttling, a service error) is the store
-        being unavailable, and retried. Anything else is a programming error and stays what it is:
-        retrying a bug only repeats it."""
-        try:
-            yield
-        except FarmError:
+    def _errors(self, key: str) -> contextlib.AbstractContextManager[None]:
+        missing = f"artifact {key} is not in {self.location}"
+        return object_store_errors("artifact store", self.location, key, missing)
+
+
+@contextlib.contextmanager
+def object_store_errors(service: str, location: str, key: str, missing: str) -> Iterator[None]:
+    """An object store's failures as farm's: a missing key (``missing`` says so) is the caller's
+    problem; the store or the way to it failing (connection, credentials, throttling, a service
+    error) is the store being unavailable, and retried. Anything else is a programming error and
+    stays what it is: retrying a bug only repeats it."""
+    try:
+        yield
+    except FarmError:
+        raise
+    except FileNotFoundError as exc:
+        raise FarmError(missing) from exc
+    except Exception as exc:
+        if not is_transport_error(exc):
             raise
-        except FileNotFoundError as exc:
-            raise FarmError(f"artifact {key} is not in {self.location}") from exc
-        except Exception as exc:
-            if not is_transport_error(exc):
-                raise
-            raise ServiceUnavailableError(
-                f"artifact store {self.location} failed on {key}: {first_line(exc)}", service="artifact store"
-            ) from exc
+        message = f"{service} {location} failed on {key}: {first_line(exc)}"
+        raise ServiceUnavailableError(message, service=service) from exc
 
 
 def is_transport_error(exc: BaseException) -> bool:
@@ -212,18 +216,19 @@ def is_transport_error(exc: BaseException) -> bool:
     return any(cls.__module__.partition(".")[0] in TRANSPORT_MODULES for cls in type(exc).__mro__)
 
 
-def _filesystem(url: str) -> tuple[Any, str]:
+def object_filesystem(url: str, named_by: str) -> tuple[Any, str]:
+    """The fsspec filesystem of an object store URL and the path of its root in it; ``named_by``
+    is the setting or flag that gave the URL, for the error that names it."""
     import fsspec  # imported on first use: the CLI's import cost stays low
 
     try:
         # A fresh instance: fsspec would otherwise hand back one made under other AWS_* variables.
         fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
     except ImportError as exc:
-        raise ToolchainMissingError(
-            f"FARM_ARTIFACT_ROOT {url} needs {exc.name or 's3fs'}: pip install 'farm[s3]'"
-        ) from exc
+        needs = exc.name or "s3fs"
+        raise ToolchainMissingError(f"{named_by} {url} needs {needs}: pip install 'farm[s3]'") from exc
     except ValueError as exc:
-        raise UsageError(f"FARM_ARTIFACT_ROOT {url}: {first_line(exc)}") from exc
+        raise UsageError(f"{named_by} {url}: {first_line(exc)}") from exc
     return fs, root.rstrip("/")
 
 

@@ -1,15 +1,27 @@
-"""The output folder of a batch-scoring job: one Parquet part per shard, named by the shard's
-number so the parts in name order are the input's rows in order; a manifest written when every
-shard is done; and an owner file naming the job, so no job writes over another's output unasked.
+"""The output of a batch-scoring job: one Parquet part per shard, named by the shard's number so
+the parts in name order are the input's rows in order; a manifest written when every shard is
+done; and an owner mark naming the job, so no job writes over another's output unasked.
+
+It lives in a local or mounted folder, or under an object-store prefix (``--out s3://bucket/out``,
+needs ``farm[s3]``). Either way an attempt scores its shard into a temporary file of its own on
+its host and publishes it under the part's final name in one step: a rename in a folder, one
+PUT on an object store (whole or absent on S3). A reader never sees half a part.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import tempfile
-from pathlib import Path
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-from farm.core.errors import NotFoundError, UsageError
+from farm.core.artifacts import fsync_file, is_url, object_filesystem, object_store_errors
+from farm.core.errors import FarmError, NotFoundError, UsageError, first_line
 
 ROW_COLUMN = "row"  # the input row number of each output row
 MANIFEST = "_manifest.json"
@@ -20,18 +32,13 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-def temporary_part(out: Path, index: int, lease: str) -> Path:
-    """Where one attempt writes its part before publishing it under part_name."""
-    return out / f".{part_name(index)}.{lease}.tmp"
-
-
 def output_column(model_output: str) -> str:
     """``probabilities:0`` -> ``probabilities``: the first output of a graph op needs no index."""
     return model_output.removesuffix(":0")
 
 
-def _is_ours(path: Path) -> bool:
-    name = path.name
+def is_ours(name: str) -> bool:
+    """Whether a file or object name is one a scoring job writes."""
     return (
         name in (MANIFEST, OWNER)
         or (name.startswith("part-") and name.endswith(".parquet"))
@@ -39,53 +46,247 @@ def _is_ours(path: Path) -> bool:
     )
 
 
-def check_output(text: str, overwrite: bool) -> Path:
-    """The output folder, refused when it cannot be written, is not a folder, holds files that
-    are not a farm output, or holds another job's output without ``overwrite``."""
-    if "://" in text and not text.startswith("file://"):
-        raise UsageError(
-            f"--out {text}: write the output to a local or mounted folder (object stores: not yet)"
-        )
-    out = Path(text.removeprefix("file://")).expanduser().absolute()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        foreign = [p.name for p in out.iterdir() if not _is_ours(p)]
-        if foreign or not (out / OWNER).exists():
-            raise UsageError(
-                f"--out {out}: holds files not from farm ({', '.join(foreign[:3]) or 'no owner'})"
-            )
+def open_output(location: str, scratch: Path) -> ScoringOutput:
+    """The output at ``location`` (a folder, ``file://`` URL or object store URL). ``scratch`` is
+    a folder of this host's where attempts write their parts before publishing them to an object
+    store (a folder output keeps them beside the parts)."""
+    if is_url(location) and not location.startswith("file://"):
+        return ObjectOutput(location.rstrip("/"), scratch)
+    return FolderOutput(Path(location.removeprefix("file://")).expanduser().absolute())
+
+
+class ScoringOutput(ABC):
+    location: str  # as InferOptions.out stores it
+
+    @abstractmethod
+    def refuse_unusable(self, overwrite: bool) -> None:
+        """Refuse an output that cannot be written, holds things that are not a farm output, or
+        holds another job's output without ``overwrite``."""
+
+    @abstractmethod
+    def claim(self, job_id: str) -> None:
+        """Remove any earlier farm output (refuse_unusable allowed it) and mark it this job's."""
+
+    @abstractmethod
+    def owner(self) -> str | None:
+        """The job whose output this is; None when no job has claimed it."""
+
+    @abstractmethod
+    def staging(self, index: int, lease: str) -> Path:
+        """Where one attempt writes its part, on this host, before publishing it."""
+
+    @abstractmethod
+    def publish(self, staged: Path, index: int) -> None:
+        """Put a staged part under its final name in one step, and check it is there."""
+
+    @abstractmethod
+    def fetch_part(self, index: int, into: Path) -> Path:
+        """A readable local path of a published part (downloaded into ``into`` when remote)."""
+
+    @abstractmethod
+    def has_manifest(self) -> bool: ...
+
+    @abstractmethod
+    def _read_manifest_text(self) -> str: ...
+
+    @abstractmethod
+    def _write_manifest_text(self, text: str) -> None: ...
+
+    def read_manifest(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self._read_manifest_text()))
+        except FileNotFoundError as exc:
+            raise NotFoundError(
+                f"{self.location}: no {MANIFEST}: the job has not finished every shard"
+            ) from exc
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """The output's table of contents, once every shard is done; attempts that died leave their
+        temporary parts behind on their host, and this one's are cleared away."""
+        self._write_manifest_text(json.dumps(manifest, indent=1))
+        self.remove_dead_attempts()
+
+    @abstractmethod
+    def remove_dead_attempts(self, index: int | None = None, keep: Path | None = None) -> None:
+        """Temporary parts of this host's earlier attempts (of part ``index``, or every part)."""
+
+    def refuse_others_output(self, overwrite: bool, foreign: list[str]) -> None:
+        """What a folder and a prefix refuse alike, given what is in it that no job wrote."""
+        if foreign or self.owner() is None:
+            listed = ", ".join(foreign[:3]) or "no owner"
+            raise UsageError(f"--out {self.location}: holds files not from farm ({listed})")
         if not overwrite:
-            raise UsageError(f"--out {out}: holds the output of job {owner_of(out)}; --overwrite replaces it")
-    existing = next(parent for parent in (out, *out.parents) if parent.exists())
-    if not existing.is_dir():
-        raise UsageError(f"--out {out}: {existing} is a file, not a folder")
-    try:  # a real write, not os.access: root passes every access check, yet not on /proc or a read-only mount
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise UsageError(f"--out {out}: not writable ({existing}: {exc.strerror})") from exc
-    return out
+            raise UsageError(
+                f"--out {self.location}: holds the output of job {self.owner()}; --overwrite replaces it"
+            )
 
 
-def claim_output(out: Path, job_id: str) -> None:
-    """Empty the folder of any earlier farm output (check_output allowed it) and mark it this job's."""
-    out.mkdir(parents=True, exist_ok=True)
-    for path in out.iterdir():
-        if _is_ours(path):
-            path.unlink()
-    (out / OWNER).write_text(json.dumps({"job": job_id}) + "\n")
+class FolderOutput(ScoringOutput):
+    """A folder on this host, or one every host mounts at the same path."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.location = str(folder)
+
+    def refuse_unusable(self, overwrite: bool) -> None:
+        out = self.folder
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()):
+            self.refuse_others_output(overwrite, [p.name for p in out.iterdir() if not is_ours(p.name)])
+        existing = next(parent for parent in (out, *out.parents) if parent.exists())
+        if not existing.is_dir():
+            raise UsageError(f"--out {out}: {existing} is a file, not a folder")
+        # A real write, not os.access: root passes every access check, yet not on /proc or a read-only mount.
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as exc:
+            raise UsageError(f"--out {out}: not writable ({existing}: {exc.strerror})") from exc
+
+    def claim(self, job_id: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for path in self.folder.iterdir():
+            if is_ours(path.name):
+                path.unlink()
+        (self.folder / OWNER).write_text(json.dumps({"job": job_id}) + "\n")
+
+    def owner(self) -> str | None:
+        mark = self.folder / OWNER
+        return _job_named_in(mark.read_text()) if mark.exists() else None
+
+    def staging(self, index: int, lease: str) -> Path:
+        return self.folder / f".{part_name(index)}.{lease}.tmp"
+
+    def publish(self, staged: Path, index: int) -> None:
+        final = self.folder / part_name(index)
+        try:
+            os.replace(staged, final)  # atomic: a reader sees all of the part or none
+        except FileNotFoundError as exc:
+            gone = f"{staged.name} was removed from {self.folder} before it could be published"
+            raise FarmError(gone) from exc
+        if not final.is_file():
+            raise FarmError(f"{final.name} was gone from {self.folder} right after it was published")
+
+    def fetch_part(self, index: int, into: Path) -> Path:
+        return self.folder / part_name(index)
+
+    def has_manifest(self) -> bool:
+        return (self.folder / MANIFEST).exists()
+
+    def _read_manifest_text(self) -> str:
+        return (self.folder / MANIFEST).read_text()
+
+    def _write_manifest_text(self, text: str) -> None:
+        temporary = self.folder / f".{MANIFEST}.{os.getpid()}.tmp"
+        temporary.write_text(text)
+        fsync_file(temporary)
+        os.replace(temporary, self.folder / MANIFEST)
+
+    def remove_dead_attempts(self, index: int | None = None, keep: Path | None = None) -> None:
+        _remove_temporaries(self.folder, index, keep)
 
 
-def owner_of(out: Path) -> str:
+class ObjectOutput(ScoringOutput):
+    """A prefix in an object store through fsspec (``s3://`` needs ``farm[s3]``), configured by the
+    standard variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...) as every S3 tool is.
+    Attempts stage their parts in this host's ``scratch`` folder; nothing temporary is ever
+    written to the store, so a dead attempt leaves nothing there to clean."""
+
+    def __init__(self, url: str, scratch: Path) -> None:
+        self.location = url
+        self.fs, self.root = object_filesystem(url, "--out")
+        # One scratch folder per output: attempts of two jobs never meet there.
+        self.scratch = scratch / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+    def _key(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def _names(self) -> list[str]:
+        self.fs.invalidate_cache()  # another host may have written since this process listed
+        try:
+            return [PurePosixPath(path).relative_to(self.root).as_posix() for path in self.fs.find(self.root)]
+        except FileNotFoundError:
+            return []
+
+    def refuse_unusable(self, overwrite: bool) -> None:
+        with self._errors("the prefix"):
+            names = self._names()
+        if names:
+            self.refuse_others_output(overwrite, [name for name in names if not is_ours(name)])
+        probe = self._key(f".farm-probe-{uuid.uuid4().hex}.tmp")
+        with self._errors("a test object"):
+            try:  # a real write: a missing bucket or a read-only credential refuses now, not on a worker
+                self.fs.pipe_file(probe, b"")
+                self.fs.rm_file(probe)
+            except (FileNotFoundError, PermissionError) as exc:
+                raise UsageError(f"--out {self.location}: not writable ({first_line(exc)})") from exc
+
+    def claim(self, job_id: str) -> None:
+        with self._errors("the prefix"):
+            for name in self._names():
+                if is_ours(name):
+                    self.fs.rm_file(self._key(name))
+            self.fs.pipe_file(self._key(OWNER), (json.dumps({"job": job_id}) + "\n").encode())
+
+    def owner(self) -> str | None:
+        with self._errors(OWNER):
+            self.fs.invalidate_cache()
+            if not self.fs.exists(self._key(OWNER)):
+                return None
+            return _job_named_in(bytes(self.fs.cat_file(self._key(OWNER))).decode())
+
+    def staging(self, index: int, lease: str) -> Path:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        return self.scratch / f".{part_name(index)}.{lease}.tmp"
+
+    def publish(self, staged: Path, index: int) -> None:
+        key = self._key(part_name(index))
+        with self._errors(part_name(index)):
+            self.fs.put_file(str(staged), key)  # one PUT under the final key
+            self.fs.invalidate_cache()
+            if not self.fs.exists(key):
+                raise FarmError(f"{part_name(index)} was gone from {self.location} right after it was put")
+        staged.unlink(missing_ok=True)
+
+    def fetch_part(self, index: int, into: Path) -> Path:
+        target = into / part_name(index)
+        with self._errors(part_name(index)):
+            self.fs.get_file(self._key(part_name(index)), str(target))
+        return target
+
+    def has_manifest(self) -> bool:
+        with self._errors(MANIFEST):
+            self.fs.invalidate_cache()
+            return bool(self.fs.exists(self._key(MANIFEST)))
+
+    def _read_manifest_text(self) -> str:
+        if not self.has_manifest():
+            raise FileNotFoundError(MANIFEST)  # read_manifest says what that means
+        with self._errors(MANIFEST):
+            return bytes(self.fs.cat_file(self._key(MANIFEST))).decode()
+
+    def _write_manifest_text(self, text: str) -> None:
+        with self._errors(MANIFEST):
+            self.fs.pipe_file(self._key(MANIFEST), text.encode())
+
+    def remove_dead_attempts(self, index: int | None = None, keep: Path | None = None) -> None:
+        _remove_temporaries(self.scratch, index, keep)
+
+    def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return object_store_errors("output store", self.location, what, f"{what} is not in {self.location}")
+
+
+def _job_named_in(owner_mark: str) -> str:
     try:
-        return str(json.loads((out / OWNER).read_text())["job"])
-    except (OSError, ValueError, KeyError):
-        return "?"
+        return str(json.loads(owner_mark)["job"])
+    except (ValueError, KeyError, TypeError):
+        return "?"  # a mark damaged by hand: still a farm output, of no job known
 
 
-def read_manifest(out: Path) -> dict:
-    try:
-        return json.loads((out / MANIFEST).read_text())
-    except OSError as exc:
-        raise NotFoundError(f"{out}: no {MANIFEST}: the job has not finished every shard") from exc
+def _remove_temporaries(folder: Path, index: int | None, keep: Path | None) -> None:
+    pattern = f".{part_name(index)}.*.tmp" if index is not None else ".part-*.tmp"
+    if folder.is_dir():
+        for leftover in folder.glob(pattern):
+            if leftover != keep:
+                leftover.unlink(missing_ok=True)

@@ -7,7 +7,8 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
+import uuid
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -22,10 +23,10 @@ from db.engine import session_scope
 from db.models import Job, Shard, ShardState, TaskState, Variant
 from farm.core.artifacts import open_store, sha256_of
 from farm.core.jobspec import InferOptions
-from farm.core.output import MANIFEST, owner_of
+from farm.core.output import MANIFEST, OWNER, FolderOutput, open_output
 from farm.core.waiting import wait_until
 from farm.samples import write_feature_table, write_mlp_onnx
-from tests.conftest import Farm, assert_refused
+from tests.conftest import Farm, S3Server, assert_refused
 from tests.integration.test_convert import submit, wait_for_tasks
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def convert(farm: Farm, model: Path, hw: str = "cpu", precision: str = "fp32") -
     return job_id
 
 
-def score(farm: Farm, source: str, data: Path, out: Path, *extra: str, hw: str = "cpu") -> str:
+def score(farm: Farm, source: str, data: Path, out: Path | str, *extra: str, hw: str = "cpu") -> str:
     result = farm.cli("submit", "infer", source, "--data", str(data), "--out", str(out), "--hw", hw, *extra)
     assert result.returncode == 0, result.stderr
     return result.stdout.split()[0]
@@ -79,16 +80,24 @@ def direct_scores(farm: Farm, job_id: str, hardware: str, data: Path) -> np.ndar
     return session_.run(["probabilities"], {"features": features})[0]
 
 
-def assert_every_row_once(farm: Farm, job_id: str, data: Path, out: Path, tmp_path: Path) -> dict:
+def assert_every_row_once(farm: Farm, job_id: str, data: Path, out: Path | str, tmp_path: Path) -> dict:
+    """Every row once, in input order, through `farm result`; every part as the manifest lists it,
+    and nothing else in the output (no attempt's temporary part left behind)."""
     rows = pq.read_metadata(data).num_rows
     result = merged(farm, job_id, tmp_path / "scores.parquet")
     assert result["row"].tolist() == list(range(rows))  # each once, in input order
     assert result["id"].tolist() == pq.read_table(data).column("id").to_pylist()
-    manifest = json.loads((out / MANIFEST).read_text())
+    output = open_output(str(out), tmp_path / "fetched")
+    manifest = output.read_manifest()
     assert manifest["rows"] == rows and manifest["job"] == job_id
+    (tmp_path / "fetched").mkdir(exist_ok=True)
     for part in manifest["parts"]:
-        assert sha256_of(out / part["name"]) == part["sha256"]
-    assert not list(out.glob(".*.tmp"))  # no attempt's temporary part left behind
+        assert sha256_of(output.fetch_part(part["shard"], tmp_path / "fetched")) == part["sha256"]
+    names = {part["name"] for part in manifest["parts"]} | {MANIFEST, OWNER}
+    if isinstance(output, FolderOutput):
+        assert {p.name for p in Path(out).iterdir()} == names
+    else:
+        assert {PurePosixPath(key).name for key in output.fs.find(output.root)} == names
     return result
 
 
@@ -99,13 +108,15 @@ def slow_job(
     shard_rows: int,
     start_worker: bool = True,
     rows: int = SLOW_JOB_ROWS,
+    out: Path | str | None = None,
 ) -> tuple[Any, str, Path]:
     """A cpu worker (started here unless the farm's shared one serves) scoring 60,000 rows in
-    batches of 16: each shard takes a while."""
+    batches of 16 into ``out`` (default: tmp_path/out): each shard takes a while."""
     data = write_feature_table(tmp_path / "data.parquet", rows, row_group_rows=4_000)
     worker = farm.start_worker("cpu") if start_worker else None
     extra = ("--keep", "id,label", "--batch-size", "16", "--shard-rows", str(shard_rows))
-    return worker, score(farm, convert(farm, mlp), data, tmp_path / "out", *extra), data
+    job_id = score(farm, convert(farm, mlp), data, out or tmp_path / "out", *extra)
+    return worker, job_id, data
 
 
 def wait_for_a_shard(farm: Farm, job_id: str, state: ShardState) -> None:
@@ -145,9 +156,18 @@ def test_every_row_is_scored_once_as_onnxruntime_scores_it(
 
 
 def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
-    farm: Farm, mlp: Path, tmp_path: Path
+    farm: Farm, mlp: Path, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000)
+    """On SQLite into a folder; on PostgreSQL, as a fleet runs, into an S3 bucket (a real server):
+    there each part is one PUT by the attempt holding the shard's lease, the manifest last."""
+    out: Path | str = tmp_path / "out"
+    if farm.settings.database_url.startswith("postgresql"):
+        s3: S3Server = request.getfixturevalue("s3_server")
+        out = s3.url(f"scores-{uuid.uuid4().hex[:8]}")
+        farm.env.update(s3.env)
+        for name, value in s3.env.items():  # this test process reads the bucket too
+            monkeypatch.setenv(name, value)
+    worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000, out=out)
     wait_for_a_shard(farm, job_id, ShardState.RUNNING)
     time.sleep(0.3)  # well inside the shard: it takes seconds at batch 16
     children = psutil.Process(worker.pid).children(recursive=True)
@@ -158,7 +178,7 @@ def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
     done = wait_for_job(farm, job_id)
     assert {s.state for s in done} == {"done"}
     assert max(s.attempts for s in done) == 2  # the killed shard ran again, once
-    assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+    assert_every_row_once(farm, job_id, data, out, tmp_path)
 
 
 @pytest.mark.serial  # compares two classes' speeds: run alone, not beside other tests' load
@@ -260,7 +280,7 @@ def test_bad_scoring_input_is_one_line_and_queues_nothing(
         ((job_id, data, *keep, "--out", str(taken)), 2, "holds the output of job"),
         ((job_id, data, *keep, "--out", "/proc/farm-scores"), 2, "not writable"),
         ((job_id, data, *keep, "--out", str(tmp_path / "a_file" / "x")), 2, "is a file, not a folder"),
-        ((owner_of(taken), data, *keep), 2, "is not a conversion job"),
+        ((FolderOutput(taken).owner(), data, *keep), 2, "is not a conversion job"),
         (("0123456789ab", data, *keep), 6, "neither a model file nor a job id"),
         ((job_id, data, *keep, "--hw", "arm"), 2, "has no verified arm variant"),
         ((job_id, data, *keep, "--precision", "int8"), 2, "has no verified int8 cpu variant"),

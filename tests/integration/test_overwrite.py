@@ -15,7 +15,7 @@ from db.engine import session_scope
 from db.models import Job, ShardState
 from farm.core.artifacts import sha256_of
 from farm.core.jobspec import InferOptions
-from farm.core.output import MANIFEST, owner_of
+from farm.core.output import MANIFEST, FolderOutput
 from farm.samples import write_feature_table
 from tests.conftest import Farm, assert_refused
 from tests.integration.test_infer import (
@@ -53,7 +53,7 @@ def test_overwrite_is_refused_while_the_owner_job_is_still_running(
     refused = farm.cli(*again, "--overwrite")
     assert_refused(refused, 2, f"job {first} is still running", f"farm cancel {first}")
     assert [j.id for j in scoring_jobs(farm)] == [first]  # nothing recorded, nothing queued
-    assert owner_of(out) == first
+    assert FolderOutput(out).owner() == first
     for name, sha256 in parts.items():  # its parts untouched
         assert sha256_of(out / name) == sha256
     done = wait_for_job(farm, first)  # the first job ends as if nothing had been asked
@@ -62,7 +62,7 @@ def test_overwrite_is_refused_while_the_owner_job_is_still_running(
 
     replaced = farm.cli(*again, "--overwrite")  # finished now: its output may be replaced
     assert replaced.returncode == 0, replaced.stderr
-    assert owner_of(out) == replaced.stdout.split()[0]
+    assert FolderOutput(out).owner() == replaced.stdout.split()[0]
 
 
 def test_a_job_whose_output_folder_another_job_took_publishes_nothing_there(
@@ -95,7 +95,7 @@ def test_a_job_whose_output_folder_another_job_took_publishes_nothing_there(
     assert [s.state for s in ended] == ["done", "done", "failed"], [(s.state, s.error) for s in ended]
     assert second in (ended[2].error or ""), ended[2].error  # says whose folder it is now
 
-    assert owner_of(out) == second
+    assert FolderOutput(out).owner() == second
     assert json.loads((out / MANIFEST).read_text()) == manifest  # the second job's manifest stands
     assert {path.name: sha256_of(path) for path in out.glob("part-*.parquet")} == parts
     assert not list(out.glob(".*.tmp"))
