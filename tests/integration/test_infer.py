@@ -224,6 +224,56 @@ def test_two_classes_share_by_speed_and_finish_together(sqlite_farm: Farm, mlp: 
     slowest_shard = max(s.seconds for s in done if s.hardware == slower)
     assert abs((last["cpu"] - last["fpga"]).total_seconds()) <= slowest_shard + 1.0, (last, slowest_shard)
     assert_every_row_once(farm, job_id, data, tmp_path / "out", tmp_path)
+    assert_costs_recompute_and_the_cheaper_class_alone_scores(farm, both, job_id, tmp_path)
+
+
+PRICES = {"cpu": 3.0, "fpga": 0.5}  # per machine-hour
+
+
+def assert_costs_recompute_and_the_cheaper_class_alone_scores(
+    farm: Farm, conversion: str, scoring: str, tmp_path: Path
+) -> None:
+    """With two classes at given prices and their measured speeds: the report's cost per million
+    and the scoring job's cost by class recompute from the documents' own numbers, and
+    `--objective cost` scores with the class whose rows cost least."""
+    farm.env.update({f"FARM_COST_PER_HOUR_{hw.upper()}": str(price) for hw, price in PRICES.items()})
+    report = json.loads(farm.cli("report", conversion, "--json").stdout)
+    assert report["schema_version"] == 1 and report["job"]["id"] == conversion
+    for variant in report["variants"]:
+        expected = PRICES[variant["hardware"]] / 3600 / variant["throughput_per_s"] * 1e6
+        assert variant["cost_per_million"] == pytest.approx(expected, rel=1e-9), variant
+
+    status = json.loads(farm.cli("status", scoring, "--json").stdout)["scoring"]
+    for share in status["classes"]:
+        assert share["price_per_hour"] == PRICES[share["hardware"]]
+        assert share["cost"] == pytest.approx(share["machine_s"] * share["price_per_hour"] / 3600, rel=1e-9)
+    assert status["cost"] == pytest.approx(sum(share["cost"] for share in status["classes"]), rel=1e-9)
+    assert "cost in all: " in farm.cli("status", scoring).stdout
+
+    # Per row: price over the serving variant's best throughput (cpu fp32 and fpga int8 as pinned).
+    pinned = {("cpu", "fp32"), ("fpga", "int8")}
+    serving = {
+        v["hardware"]: v
+        for v in report["variants"]
+        if (v["hardware"], v["precision"]) in pinned and v["backend"] != "native"
+    }
+    per_row = {hw: PRICES[hw] / serving[hw]["throughput_per_s"] for hw in serving}
+    cheaper = min(per_row, key=per_row.__getitem__)
+    data = write_feature_table(tmp_path / "small.parquet", 2_000, row_group_rows=1_000)
+    asked = ("submit", "infer", conversion, "--data", str(data), "--hw", "cpu,fpga", "--keep", "id,label")
+    pins = (*asked, "--precision", "cpu=fp32,fpga=int8", "--objective", "cost")
+    submitted = farm.cli(*pins, "--out", str(tmp_path / "cheap"))
+    assert submitted.returncode == 0, submitted.stderr
+    assert "objective cost: about " in submitted.stdout and "left out: " in submitted.stdout, submitted.stdout
+    cheap = submitted.stdout.split()[0]
+    assert {s.hardware for s in wait_for_job(farm, cheap)} == {cheaper}
+    estimate = json.loads(farm.cli("status", cheap, "--json").stdout)["scoring"]["estimate"]
+    rows_per_s = serving[cheaper]["throughput_per_s"]
+    assert estimate["seconds"] == pytest.approx(2_000 / rows_per_s, rel=1e-9)
+    assert estimate["cost"] == pytest.approx(PRICES[cheaper] * 2_000 / rows_per_s / 3600, rel=1e-9)
+
+    too_soon = farm.cli(*pins, "--out", str(tmp_path / "never"), "--deadline", "0.000001")
+    assert_refused(too_soon, 2, "--deadline 1e-06 s: even cpu,fpga need about")
 
 
 def test_cancel_then_retry_runs_only_the_unfinished_shards(
