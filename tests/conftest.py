@@ -123,6 +123,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     process.wait(10)
 
 
+@pytest.fixture
+def aws_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server, named by the standard AWS variables in this test process."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server
+
+
 def _postgres_database() -> Iterator[str]:
     name = f"farm_test_{uuid.uuid4().hex[:10]}"
     try:

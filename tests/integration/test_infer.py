@@ -249,6 +249,11 @@ def assert_costs_recompute_and_the_cheaper_class_alone_scores(
         assert share["cost"] == pytest.approx(share["machine_s"] * share["price_per_hour"] / 3600, rel=1e-9)
     assert status["cost"] == pytest.approx(sum(share["cost"] for share in status["classes"]), rel=1e-9)
     assert "cost in all: " in farm.cli("status", scoring).stdout
+    converted = json.loads(farm.cli("status", conversion, "--json").stdout)
+    assert converted["variants"] == report["variants"] and converted["job"] == report["job"]
+    assert sorted(task["hardware"] for task in converted["tasks"]) == ["cpu", "fpga"]
+    listed = json.loads(farm.cli("jobs", "--json").stdout)
+    assert listed["schema_version"] == 1 and [job["id"] for job in listed["jobs"]] == [scoring, conversion]
 
     # Per row: price over the serving variant's best throughput (cpu fp32 and fpga int8 as pinned).
     pinned = {("cpu", "fp32"), ("fpga", "int8")}

@@ -25,13 +25,6 @@ def test_folder_hash_depends_on_names_and_contents(tmp_path: Path) -> None:
     assert sha256_of(folder) != first
 
 
-@pytest.fixture
-def aws_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    for name, value in s3_server.env.items():
-        monkeypatch.setenv(name, value)
-    return s3_server
-
-
 @pytest.fixture(params=["folder", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
     if request.param == "folder":

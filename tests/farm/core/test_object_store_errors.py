@@ -13,13 +13,6 @@ from farm.core.errors import ArtifactIntegrityError
 from tests.conftest import S3Server
 
 
-@pytest.fixture
-def aws_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    for name, value in s3_server.env.items():
-        monkeypatch.setenv(name, value)
-    return s3_server
-
-
 def test_a_checksum_mismatch_is_an_integrity_error_to_retry(aws_env: S3Server, tmp_path: Path) -> None:
     store = ObjectStore(aws_env.url("integrity"), tmp_path / "cache")
     source = tmp_path / "model.onnx"

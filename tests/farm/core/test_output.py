@@ -22,13 +22,6 @@ from farm.core.output import (
 from tests.conftest import S3Server, free_port
 
 
-@pytest.fixture
-def aws_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    for name, value in s3_server.env.items():
-        monkeypatch.setenv(name, value)
-    return s3_server
-
-
 @pytest.fixture(params=["folder", "s3"])
 def output(request: pytest.FixtureRequest, tmp_path: Path) -> ScoringOutput:
     if request.param == "folder":
