@@ -389,11 +389,13 @@ def test_unfinished_scoring_and_unverified_jobs_are_refused(
         Built("cpu", "native", "fp32", mlp, MLP_SIGNATURE),
         Built("cpu", "cpu", "int8", mlp, MLP_SIGNATURE, passed=False),
     ])  # fmt: skip
-    out = tmp_path / "out"
-    assert_refused(_refused_export(env, out, running), 2, f"job {running} is running", "once it has finished")
-    assert_refused(_refused_export(env, out, scoring), 2, "is a scoring job")
-    assert_refused(_refused_export(env, out, unverified), 2, "no verified variant to export", "1 built")
-    assert_refused(_refused_export(env, out, "0123456789ab"), 6, "no job '0123456789ab'")
+    # A folder name each: the README's table of refusals keeps one row per command line.
+    running_refused = _refused_export(env, tmp_path / "unfinished", running)
+    assert_refused(running_refused, 2, f"job {running} is running", "once it has finished")
+    assert_refused(_refused_export(env, tmp_path / "scores", scoring), 2, "is a scoring job")
+    unverified_refused = _refused_export(env, tmp_path / "unverified", unverified)
+    assert_refused(unverified_refused, 2, "no verified variant to export", "1 built")
+    assert_refused(_refused_export(env, tmp_path / "nothing", "0123456789ab"), 6, "no job '0123456789ab'")
 
 
 def test_an_export_that_fails_half_way_leaves_nothing(tmp_path: Path, settings: FarmSettings) -> None:
