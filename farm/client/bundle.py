@@ -42,8 +42,8 @@ class BundleKind:
     summary: str  # for the line printed per bundle
 
 
-TFLITE = BundleKind("litert", "model.tflite", "TFLite, runs on LiteRT")
-XINT8 = BundleKind("onnxruntime", "model.onnx", "XINT8 ONNX for the DPU, runs on ONNX Runtime (Vitis AI)")
+TFLITE = BundleKind("litert", "model.tflite", "TFLite for LiteRT")
+XINT8 = BundleKind("onnxruntime", "model.onnx", "XINT8 ONNX for the DPU: ONNX Runtime, Vitis AI provider")
 
 
 def bundle_kind(variant: Variant) -> BundleKind | None:
