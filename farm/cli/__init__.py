@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import Abort, Exit, TyperException
 
-from farm.cli import cluster, fleet, jobs, report, scoring, submit
+from farm.cli import cluster, export, fleet, jobs, report, scoring, submit
 from farm.core.errors import INTERNAL_ERROR_EXIT, FarmError, first_line
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(submit.app, name="submit")
 app.command("jobs")(jobs.list_jobs)
 app.command()(jobs.status)
 app.command()(jobs.artifacts)
+app.command()(export.export)
 app.command()(report.report)
 app.command()(scoring.cancel)
 app.command()(scoring.retry)

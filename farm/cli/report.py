@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from farm.cli.render import console, print_json, report_view
+from farm.cli.render import REPORT_WIDTH, console, print_json, report_view
 from farm.client.jobs import load_job
 from farm.client.report import ReportRow, build_report
 from farm.client.schema import report_document
@@ -38,7 +38,9 @@ def report(
         print_json(report_document(view, settings.cost_per_hour))
         return
     title = f"job {job_id}: {view.job.model_name} ({view.state.value})"
-    console.print(report_view(rows, title, wide))
+    # Held to REPORT_WIDTH even in a pipe (where the console is wider): cells wrap rather than
+    # the table growing past it when a run's numbers come out a character longer.
+    console.print(report_view(rows, title, wide), width=None if wide else min(console.width, REPORT_WIDTH))
     if plot is not None:
         console.print(f"plot: {plot}")
 

@@ -5,13 +5,22 @@ what a failed variant means for its job."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import onnx
 import pytest
+from google.protobuf import text_format
 from sqlmodel import col, select
+from tritonclient.grpc import model_config_pb2
 
 from db.engine import session_scope
 from db.models import BenchmarkResult, Variant
+from farm.client.jobs import load_job
+from farm.client.report import build_report
 from tests.conftest import Farm
 from tests.integration.test_convert import submit, wait_for_tasks
 
@@ -82,6 +91,88 @@ def test_one_job_builds_verifies_and_compares_every_local_target(
     assert "fpga onnx int8" in table.stdout and "arm tflite fp16" in table.stdout
     assert "baseline" in table.stdout and "accuracy" in table.stdout
     assert max(len(line) for line in table.stdout.splitlines()) <= 100, table.stdout
+
+    _check_export(farm, job_id, digits["model"], tmp_path / "deploy")
+
+
+TRITON_TYPES = {"FLOAT": "TYPE_FP32", "FLOAT16": "TYPE_FP16", "INT64": "TYPE_INT64"}
+
+
+def _check_export(farm: Farm, job_id: str, keras_model: Path, target: Path) -> None:
+    """`farm export`: every Triton config parsed by Triton's own ModelConfig and held against its
+    model file and the report; TFLite and the DPU's ONNX in bundles whose score.py runs for real."""
+    result = farm.cli("export", job_id, "--format", "triton", "--to", str(target))
+    assert result.returncode == 0, result.stderr
+    rows = {(r.hardware, r.backend, r.precision): r for r in build_report(load_job(farm.settings, job_id))}
+    served = sorted(key for key in rows if key[1] in ("cpu", "arm-ort"))
+    bundled = sorted(key for key in rows if key[1] in ("arm", "fpga"))
+    assert len(result.stdout.splitlines()) == len(served) + len(bundled) == len(ALL_LOCAL_VARIANTS) - 3
+    configs = {}
+    for path in (target / "triton").glob("*/config.pbtxt"):
+        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        key = tuple(config.parameters[f"farm.{k}"].string_value for k in ("hardware", "backend", "precision"))
+        configs[key] = config
+        assert config.name == path.parent.name and config.platform == "onnxruntime_onnx"
+        assert config.max_batch_size == rows[key].best_batch and config.HasField("dynamic_batching")
+        assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
+        assert config.parameters["farm.verdict"].string_value == "passed"
+        graph = onnx.load(str(path.parent / "1" / "model.onnx")).graph
+        constants = {initializer.name for initializer in graph.initializer}
+        inputs = [value for value in graph.input if value.name not in constants]
+        assert _triton_tensors(config.input) == _onnx_tensors(inputs)
+        assert _triton_tensors(config.output) == _onnx_tensors(graph.output)
+    assert sorted(configs) == served
+
+    manifests = {
+        p.name: json.loads((p / "manifest.json").read_text()) for p in (target / "bundles").iterdir()
+    }
+    assert sorted((m["hardware"], m["backend"], m["precision"]) for m in manifests.values()) == bundled
+    import tensorflow as tf  # the Keras model itself is the reference the bundles must agree with
+
+    keras = tf.keras.models.load_model(keras_model)
+    for name in ("digits_arm_arm_int8", "digits_fpga_fpga_int8"):
+        _check_bundle(target / "bundles" / name, manifests[name], keras)
+
+
+def _triton_tensors(tensors: Any) -> list[tuple[str, str, list[int]]]:
+    return [(t.name, model_config_pb2.DataType.Name(t.data_type), list(t.dims)) for t in tensors]
+
+
+def _onnx_tensors(values: Any) -> list[tuple[str, str, list[int]]]:
+    """As Triton takes a batch-first model: the first (open) dimension is the batch, left out."""
+    tensors = []
+    for value in values:
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim]
+        assert dims[0] == -1, value  # the digits classifier batches on its first dimension
+        kind = onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)
+        tensors.append((value.name, TRITON_TYPES[kind], dims[1:]))
+    return tensors
+
+
+def _check_bundle(bundle: Path, manifest: dict[str, Any], keras: Any) -> None:
+    """score.py in its own process, on the bundle's sample: outputs as the manifest names them,
+    one per sample, and the same digits the Keras model reads on at least 7 of the 8."""
+    assert (bundle / manifest["model_file"]).is_file() and manifest["verdict"] == "passed"
+    out = bundle.parent.parent.parent / f"{bundle.name}.npz"
+    run = subprocess.run(
+        [sys.executable, str(bundle / "score.py"), str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    [digit] = manifest["inputs"]
+    with np.load(bundle / "sample.npz") as sample, np.load(out) as scored:
+        images, outputs = sample[digit["name"]], {name: scored[name] for name in scored.files}
+    assert list(outputs) == [spec["name"] for spec in manifest["outputs"]]
+    assert len(run.stdout.splitlines()) == len(outputs) and len(images) == manifest["samples"] == 8
+    for spec in manifest["outputs"]:
+        shape, declared = outputs[spec["name"]].shape, spec["shape"]
+        assert shape[spec["batch_axis"]] == len(images), (spec, shape)
+        if declared is not None:  # an ONNX model's (a TFLite model's output shapes are not read at export)
+            assert len(shape) == len(declared) and all(
+                d in (None, s) for d, s in zip(declared, shape, strict=True)
+            )
+    [scores] = outputs.values()
+    agree = scores.argmax(-1) == keras.predict(images, verbose=0).argmax(-1)
+    assert agree.sum() >= 7, (bundle.name, agree)
 
 
 def test_resubmission_reuses_cached_variants_unless_forced(
