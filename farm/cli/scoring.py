@@ -44,7 +44,7 @@ def infer(
     out: str = typer.Option(
         ...,
         "--out",
-        help="Output folder, or object-store prefix (s3://bucket/prefix, farm[s3]): a Parquet part per "
+        help=r"Output folder, or object-store prefix (s3://bucket/prefix, farm\[s3]): a Parquet part per "
         "shard, and a manifest.",
     ),
     hw: str = typer.Option(

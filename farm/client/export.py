@@ -65,7 +65,7 @@ def export_job(
     _refuse_target(target)
     view = load_job(settings, job_id)
     chosen, left = _chosen(view)
-    rows = {row.variant_id: row for row in build_report(view)}
+    rows = {row.variant_id: row for row in build_report(view, settings.cost_per_hour)}
     store = open_store(settings)
     calib = _calibration(store, view) if any(bundle_kind(v) for v in chosen) else None
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -221,6 +221,7 @@ def farm_record(view: JobView, row: ReportRow, variant: Variant) -> dict[str, An
         "throughput_per_s": row.throughput_per_s,
         "best_batch": row.best_batch,
         "speedup": row.speedup,
+        "cost_per_million": row.cost_per_million,  # with a price for its class set
         "runtime": row.runtime,
         "host": row.host,
         "measured_on": row.measured_on,
