@@ -54,10 +54,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports --no-cache
 
 # The fast tier for the edit loop (90 s or less): lint, types, layers, and every test that needs
-# no service (no Redis, no worker, no PostgreSQL, no S3 server) and no deployment tool (Ansible,
-# Compose: tests/deploy), two at a time.
+# no service (no Redis, no worker, no PostgreSQL, no S3 server), no deployment tool (Ansible,
+# Compose: tests/deploy) and no whole-variant build (`slow`), two at a time.
 check: lint
-	$(BIN)/pytest -n 2 --dist loadgroup -m "not services and not deploy"
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not services and not deploy and not slow"
 
 # Every test: unit, and integration against real Redis, Celery workers, SQLite and PostgreSQL;
 # three at a time (they mostly wait on their workers), then those that time things, alone.

@@ -34,6 +34,7 @@ def _recipe(recipes: tuple[Recipe, ...], words: str) -> Recipe:
     return next(recipe for recipe in recipes if words in recipe.name)
 
 
+@pytest.mark.slow  # builds and verifies whole variants: `make test` only
 def test_arm_keeps_the_output_head_in_float_and_lists_it(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
@@ -48,6 +49,7 @@ def test_arm_keeps_the_output_head_in_float_and_lists_it(
     assert result.outputs[0].collapsed_channels == [] and result.outputs[0].disordered_channels == []
 
 
+@pytest.mark.slow  # builds and verifies whole variants: `make test` only
 def test_fpga_fast_finetune_builds_a_verified_variant(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
