@@ -33,7 +33,8 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/.installed-torch
 
 # Start the local farm; train a small digit classifier on real images (scikit-learn's digits) and
 # convert it for cpu, arm and fpga, calibrated and judged on labelled images; print the report;
-# then score all 1,797 images with the verified variants on the three classes at once.
+# export the verified variants (a Triton model repository, and bundles); then score all 1,797
+# images with the verified variants on the three classes at once.
 SAMPLES := .farm/samples
 demo: $(VENV)/.installed-demo
 	$(BIN)/farm up --hw cpu,arm,fpga
@@ -42,6 +43,8 @@ demo: $(VENV)/.installed-demo
 		--calib $(SAMPLES)/digits_calib.npz --eval $(SAMPLES)/digits_eval.npz --wait
 	$(BIN)/farm report $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --plot .farm/demo-speedups.png
 	$(BIN)/farm artifacts $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --to .farm/demo-variants
+	rm -rf .farm/demo-deploy
+	$(BIN)/farm export $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --format triton --to .farm/demo-deploy
 	$(BIN)/farm submit infer $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --data $(SAMPLES)/digits_images.parquet \
 		--out .farm/demo-scores --hw cpu,arm,fpga --columns image --keep id,label --shard-rows 200 --overwrite --wait
 	$(BIN)/farm result $$($(BIN)/farm jobs -n 1 | cut -d' ' -f1) --to .farm/demo-scores.parquet
