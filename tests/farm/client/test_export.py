@@ -203,6 +203,14 @@ def _fixed_batch_model(target: Path, output_shape: list[int] | None = None) -> P
     return _saved(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), target)
 
 
+def _stateful_signature() -> dict:
+    """A recurrent model's: its state batched on axis 1, fed and returned."""
+    return signature(
+        [("x", [None, 4], "float32", 0), ("state", [None, 2, 8], "float32", 1)], ["y", "next_state"],
+        next_state=1,
+    )  # fmt: skip
+
+
 def _saved(model: onnx.ModelProto, target: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(target))
@@ -212,10 +220,7 @@ def _saved(model: onnx.ModelProto, target: Path) -> Path:
 def test_models_batched_on_another_axis_or_with_a_fixed_batch_are_not_batched_by_triton(
     tmp_path: Path, settings: FarmSettings
 ) -> None:
-    stateful_signature = signature(
-        [("x", [None, 4], "float32", 0), ("state", [None, 2, 8], "float32", 1)], ["y", "next_state"],
-        next_state=1,
-    )  # fmt: skip
+    stateful_signature = _stateful_signature()
     token_signature = signature([("ids", [None, 6], "int64", 0)], ["mean"])
     job_id = record_job(settings, "state model.v2.onnx", [
         Built("cpu", "cpu", "fp32", _stateful_model(tmp_path / "stateful.onnx"), stateful_signature),
@@ -327,10 +332,7 @@ def test_a_dpu_bundle_scores_the_jobs_calibration_samples_for_real(
 def test_a_bundle_without_calibration_samples_gets_seeded_random_data_in_the_models_layout(
     tmp_path: Path, settings: FarmSettings
 ) -> None:
-    stateful_signature = signature(
-        [("x", [None, 4], "float32", 0), ("state", [None, 2, 8], "float32", 1)], ["y", "next_state"],
-        next_state=1,
-    )  # fmt: skip
+    stateful_signature = _stateful_signature()
     model = _stateful_model(tmp_path / "stateful.onnx")
     job_id = record_job(settings, "rnn.onnx", [Built("fpga", "fpga", "int8", model, stateful_signature)])
     [exported], _ = export_job(settings, job_id, "triton", tmp_path / "out")
