@@ -99,7 +99,9 @@ def _chosen(view: JobView) -> tuple[list[Variant], list[tuple[Variant, str]]]:
     left = [(v, "failed verification") for v in built if not v.passed]
     unserved = [v for v in built if v.passed and not _exportable(v)]
     left += [(v, f"is {v.format}: neither Triton nor a bundle runs it") for v in unserved]
-    chosen = [v for v in built if v.passed and _exportable(v)]
+    chosen = sorted(
+        (v for v in built if v.passed and _exportable(v)), key=lambda v: (v.hardware, v.backend, v.precision)
+    )  # listed as the report lists them
     if not chosen:
         raise UsageError(
             f"job {job} has no verified variant to export besides its native baselines "
