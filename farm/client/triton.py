@@ -76,9 +76,14 @@ def onnx_tensors(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     import onnx
     from onnx.helper import tensor_dtype_to_np_dtype
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    model = onnx.load(str(path), load_external_data=False)
+    if any(not _declared(value) for value in model.graph.output):
+        # An exporter may leave an output's shape out; ONNX's own inference usually finds it (the
+        # file exported stays as verified: only the config reads the inferred shapes).
+        model = onnx.shape_inference.infer_shapes(model)
+    graph = model.graph
     inputs = onnx_graph_inputs(graph)
-    undeclared = [v.name for v in graph.output if not v.type.tensor_type.HasField("shape")]
+    undeclared = [value.name for value in graph.output if not _declared(value)]
     if inputs is None or undeclared:
         raise FarmError(f"{path.name}: a tensor's shape is not declared in the model file; Triton needs it")
     moved = onnx_output_batch_axes(graph)
@@ -88,6 +93,10 @@ def onnx_tensors(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
         dtype = tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
         outputs.append(TensorSpec(value.name, dims, dtype, moved.get(value.name, 0) if dims else None))
     return inputs, outputs
+
+
+def _declared(value: Any) -> bool:
+    return bool(value.type.tensor_type.HasField("shape"))
 
 
 def signature_inputs(signature: dict[str, Any]) -> list[TensorSpec]:

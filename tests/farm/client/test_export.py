@@ -24,6 +24,7 @@ from db import store
 from db.engine import ensure_schema, session_scope
 from db.models import BenchmarkResult, Job, Variant
 from farm.client.export import export_job
+from farm.client.triton import onnx_tensors
 from farm.core.artifacts import open_store, sha256_of
 from farm.core.errors import FarmError
 from farm.core.settings import FarmSettings
@@ -199,6 +200,16 @@ def _fixed_batch_model(target: Path, output_shape: list[int] | None = None) -> P
         "fixed",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
         [output],
+    )
+    return _saved(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), target)
+
+
+def _complex_model(target: Path) -> Path:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "complex",
+        [helper.make_tensor_value_info("x", TensorProto.COMPLEX64, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.COMPLEX64, [1, 4])],
     )
     return _saved(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), target)
 
@@ -402,11 +413,16 @@ def test_unfinished_scoring_and_unverified_jobs_are_refused(
 
 def test_an_export_that_fails_half_way_leaves_nothing(tmp_path: Path, settings: FarmSettings) -> None:
     mlp = write_mlp_onnx(tmp_path / "mlp.onnx")
-    undeclared = _fixed_batch_model(tmp_path / "undeclared.onnx")  # y's shape is not in the file
+    complex_model = _complex_model(tmp_path / "complex.onnx")  # a type Triton has no name for
     job_id = record_job(settings, "m.onnx", [
         Built("cpu", "cpu", "fp32", mlp, MLP_SIGNATURE),  # written first, into the staging folder
-        Built("cpu", "cpu", "int8", undeclared, signature([("x", [1, 4], "float32", 0)], ["y"])),
+        Built("cpu", "cpu", "int8", complex_model, signature([("x", [1, 4], "complex64", 0)], ["y"])),
     ])  # fmt: skip
-    with pytest.raises(FarmError, match="shape is not declared"):
+    with pytest.raises(FarmError, match="Triton has no type for complex64"):
         export_job(settings, job_id, "triton", tmp_path / "exports" / "out")
     assert list((tmp_path / "exports").iterdir()) == []  # neither the export nor its staging folder
+
+
+def test_an_output_shape_the_exporter_left_out_is_inferred_for_the_config(tmp_path: Path) -> None:
+    _, outputs = onnx_tensors(_fixed_batch_model(tmp_path / "undeclared.onnx"))  # y: no type, no shape
+    assert [(o.name, o.shape, o.dtype) for o in outputs] == [("y", (1, 4), "float32")]
