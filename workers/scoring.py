@@ -21,7 +21,7 @@ from db.models import Job, Shard, ShardState, Variant
 from farm.core.artifacts import open_store
 from farm.core.errors import FarmError, ServiceUnavailableError, first_line
 from farm.core.jobspec import InferOptions
-from farm.core.output import ROW_COLUMN, ScoringOutput, open_output, part_name
+from farm.core.output import ROW_COLUMN, ScoringOutput, part_name, scoring_output
 from farm.core.settings import FarmSettings
 from queues.app import FarmCelery, broker_errors, send_lane
 from queues.names import INFER_TASK
@@ -99,9 +99,9 @@ def infer_shard(self: ShardTask, job_id: str, hardware: str) -> str:
 def _score(
     settings: FarmSettings, job: Job, options: InferOptions, shard: Shard, lease: str, variant: Variant
 ) -> str:
-    out = output_of(settings, options)
-    target = out.staging(shard.index, lease)
-    out.remove_dead_attempts(shard.index, keep=target)
+    out = scoring_output(settings, options.out)
+    target = out.staging(job.id, shard.index, lease)
+    out.remove_dead_attempts(job.id, shard.index, keep=target)
     model = open_store(settings).local(variant.artifact_key, variant.sha256)
     runner = runner_for(variant, model, options.outputs)
     try:
@@ -110,6 +110,7 @@ def _score(
         with session_scope(settings.database_url) as session:
             shards.end_shard(session, shard.id or 0, lease, ShardState.CANCELLED)
         return "cancelled"
+    _refuse_an_output_taken(out, part, shard.index, job.id)  # before the transaction: it holds locks
     with session_scope(settings.database_url) as session:
         # Done, then published, in one transaction: the row turns done only if this lease still
         # holds the shard, and only then does the part go under its final name (a rename, or
@@ -120,22 +121,17 @@ def _score(
         ):
             target.unlink(missing_ok=True)
             return "superseded by a later attempt"
-        _publish_in_own_output(part, out, shard.index, job.id)
+        out.publish(part.path, shard.index)
     return "done"
 
 
-def output_of(settings: FarmSettings, options: InferOptions) -> ScoringOutput:
-    return open_output(options.out, settings.cache_dir / "parts")
-
-
-def _publish_in_own_output(part: ScoredPart, out: ScoringOutput, index: int, job_id: str) -> None:
+def _refuse_an_output_taken(out: ScoringOutput, part: ScoredPart, index: int, job_id: str) -> None:
     """Publish a part only into an output this job still owns."""
     owner = out.owner()
     if owner != job_id:  # `--overwrite` gave the output to another job
         part.path.unlink(missing_ok=True)
         taken = f"{out.location} now holds the output of job {owner}: part {index} not published there"
         raise FarmError(taken)
-    out.publish(part.path, index)
 
 
 class CancelWatch:
@@ -213,13 +209,17 @@ def _write_manifest_when_done(settings: FarmSettings, job: Job, options: InferOp
             return
         done = shards.shards_of(session, job.id)
         variants = {v.id: v for v in store.variants_of_ids(session, list(options.variants.values()))}
+    out = scoring_output(settings, options.out)
+    if out.owner() != job.id:  # a lane that ran late, after `--overwrite` gave the output away
+        log.warning("job %s: %s now holds another job's output; no manifest written", job.id, out.location)
+        return
     manifest = {
         "job": job.id,
         "rows": sum(s.rows for s in done),
         "columns": [ROW_COLUMN, *options.keep, *options.output_columns],
         "parts": [_part_entry(shard, variants.get(shard.variant_id)) for shard in done],
     }
-    output_of(settings, options).write_manifest(manifest)
+    out.write_manifest(manifest)
 
 
 def _part_entry(shard: Shard, variant: Variant | None) -> dict:

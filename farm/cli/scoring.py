@@ -19,7 +19,6 @@ from farm.cli.render import console
 from farm.client.infer import (
     InferRequest,
     merge_result,
-    output_for,
     parse_named_inputs,
     submit_infer,
     wait_for_manifest,
@@ -31,6 +30,7 @@ from farm.client.progress import InferProgress, infer_progress
 from farm.core.cost import money
 from farm.core.errors import FarmError
 from farm.core.jobspec import InferOptions
+from farm.core.output import scoring_output
 from farm.core.settings import get_settings
 
 POLL_S = 0.2
@@ -141,7 +141,7 @@ def follow(job_id: str) -> JobView:
                 break
             time.sleep(POLL_S)
     if view.state.value == "succeeded":  # --wait ends when the output is complete, manifest too
-        wait_for_manifest(output_for(settings, InferOptions.model_validate(view.job.options).out))
+        wait_for_manifest(scoring_output(settings, InferOptions.model_validate(view.job.options).out))
     _print_ending(view, progress)
     return view
 

@@ -20,12 +20,19 @@ from db import shards, store
 from db.engine import ensure_schema, session_scope
 from db.models import Job, ShardState, TaskKind, TaskState, Variant
 from farm.client.cluster import require_broker
-from farm.core.cost import ClassOffer, Objective, Plan, plan_classes
+from farm.core.cost import ClassOffer, Objective, Plan, plan_classes, refuse_unpriced
 from farm.core.dataset import Dataset, map_inputs, open_dataset
-from farm.core.errors import FarmError, NotFoundError, ServiceUnavailableError, UsageError, first_line
+from farm.core.errors import (
+    FarmError,
+    InfrastructureError,
+    NotFoundError,
+    ServiceUnavailableError,
+    UsageError,
+    first_line,
+)
 from farm.core.jobspec import InferOptions
 from farm.core.modelfile import detect_format
-from farm.core.output import ROW_COLUMN, ScoringOutput, open_output, output_column
+from farm.core.output import ROW_COLUMN, ScoringOutput, output_column, scoring_output
 from farm.core.settings import FarmSettings
 from farm.core.signature import model_inputs
 from farm.core.targets import NATIVE, parse_hardware_list, parse_precisions
@@ -77,8 +84,10 @@ def submit_infer(
     hardware = parse_hardware_list(asked.hardware)
     pins = parse_precision_pins(asked.precision, hardware)
     objective = parse_objective(asked.objective, asked.deadline_s)
+    if objective is Objective.COST:  # before any conversion a model file would need first
+        refuse_unpriced({hw: settings.cost_per_hour.get(hw) for hw in hardware})
     dataset = open_dataset(asked.data)
-    out = output_for(settings, asked.out)
+    out = scoring_output(settings, asked.out)
     out.refuse_unusable(asked.overwrite)
     require_broker(settings)
     ensure_schema(settings.database_url)
@@ -144,11 +153,6 @@ def parse_objective(text: str, deadline_s: float | None) -> Objective:
     if deadline_s is not None and deadline_s <= 0:
         raise UsageError(f"--deadline {deadline_s:g}: give the seconds the job may take, more than 0")
     return objective
-
-
-def output_for(settings: FarmSettings, location: str) -> ScoringOutput:
-    """A scoring job's output; this host's scratch folder holds parts fetched from an object store."""
-    return open_output(location, settings.cache_dir / "parts")
 
 
 def _refuse_a_running_owner(settings: FarmSettings, out: ScoringOutput) -> None:
@@ -366,7 +370,7 @@ def wait_for_manifest(out: ScoringOutput, timeout_s: float = MANIFEST_WAIT_S) ->
     written by that shard's lane (or its retry). Wait for it rather than call the output
     incomplete; a manifest that never comes is reported by read_manifest."""
     with contextlib.suppress(TimedOut):
-        wait_until(out.has_manifest, timeout_s, f"the manifest of {out.location}", interval_s=0.05)
+        wait_until(out.has_manifest, timeout_s, f"the manifest of {out.location}", interval_s=out.poll_s)
 
 
 def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
@@ -383,7 +387,7 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     state = shards.infer_job_state(job, done)
     if state is not TaskState.SUCCEEDED:
         raise FarmError(f"job {job_id} is {state.value}: its output is complete only once it succeeds")
-    out = output_for(settings, InferOptions.model_validate(job.options).out)
+    out = scoring_output(settings, InferOptions.model_validate(job.options).out)
     wait_for_manifest(out)
     out.read_manifest()
     staging = target.with_name(f".{target.name}.partial")
@@ -412,6 +416,8 @@ def _checked_part(out: ScoringOutput, index: int, sha256: str | None, scratch: P
 
     try:
         part = out.fetch_part(index, scratch)
+    except InfrastructureError:
+        raise  # the store is away, or denied: not a part missing
     except FarmError as exc:
         raise FarmError(f"{out.location}: part {index} is missing ({first_line(exc)})") from exc
     if not part.exists() or sha256_of(part) != sha256:

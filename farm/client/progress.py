@@ -74,16 +74,31 @@ def infer_progress(
     return InferProgress(total, done_rows, rate, eta, counts, classes, errors[:3])
 
 
+HELD_BETWEEN_SHARDS_S = 60.0  # a worker idle longer than this between a job's shards was not held
+
+
 def machine_seconds(class_shards: list[Shard], now: datetime) -> float:
     """How long the job held the machines of one class: for each worker, from the start of its
-    first shard to the end of its last (now, while one runs). A worker is one machine, whatever
-    its concurrency, and an hour of it is what FARM_COST_PER_HOUR_<CLASS> prices."""
-    spans: dict[str, tuple[datetime, datetime]] = {}
+    first shard to the end of its last (now, while one runs), less any gap between its shards
+    longer than HELD_BETWEEN_SHARDS_S (a `farm retry` hours later is not an hour held). A
+    worker is one machine, whatever its concurrency, and an hour of it is what
+    FARM_COST_PER_HOUR_<CLASS> prices."""
+    spans: dict[str, list[tuple[datetime, datetime]]] = {}
     for shard in class_shards:
-        if shard.started_at is None:
-            continue
-        running = shard.state == ShardState.RUNNING or shard.finished_at is None
-        end = now if running else shard.finished_at or now
-        first, last = spans.get(shard.worker or "?", (shard.started_at, end))
-        spans[shard.worker or "?"] = (min(first, shard.started_at), max(last, end))
-    return sum((last - first).total_seconds() for first, last in spans.values())
+        end = now if shard.state == ShardState.RUNNING else shard.finished_at
+        if shard.started_at is None or end is None or shard.state == ShardState.PENDING:
+            continue  # never run, or reopened by `farm retry`: its old start says nothing now
+        spans.setdefault(shard.worker or "?", []).append((shard.started_at, end))
+    return sum(_held(sorted(worker_spans)) for worker_spans in spans.values())
+
+
+def _held(spans: list[tuple[datetime, datetime]]) -> float:
+    """Seconds covered by time-sorted spans, bridging gaps up to HELD_BETWEEN_SHARDS_S."""
+    held = 0.0
+    first, last = spans[0]
+    for start, end in spans[1:]:
+        if (start - last).total_seconds() > HELD_BETWEEN_SHARDS_S:
+            held += (last - first).total_seconds()
+            first = start
+        last = max(last, end)
+    return held + (last - first).total_seconds()

@@ -191,8 +191,8 @@ class ObjectStore(ArtifactStore):
 @contextlib.contextmanager
 def object_store_errors(service: str, location: str, key: str, missing: str) -> Iterator[None]:
     """An object store's failures as farm's: a missing key (``missing`` says so) is the caller's
-    problem; the store or the way to it failing (connection, credentials, throttling, a service
-    error) is the store being unavailable, and retried. Anything else is a programming error and
+    problem, and so is access denied; the store or the way to it failing (connection, throttling,
+    a service error) is the store being unavailable, and retried. Anything else is a programming error and
     stays what it is: retrying a bug only repeats it."""
     try:
         yield
@@ -200,6 +200,9 @@ def object_store_errors(service: str, location: str, key: str, missing: str) -> 
         raise
     except FileNotFoundError as exc:
         raise FarmError(missing) from exc
+    except PermissionError as exc:  # denied: no retry can help, the credentials must change
+        denied = f"{service} {location}: access denied on {key}: check its credentials (AWS_*)"
+        raise UsageError(denied) from exc
     except Exception as exc:
         if not is_transport_error(exc):
             raise

@@ -67,10 +67,7 @@ def plan_classes(
     that finishes by ``deadline_s`` (all sets are tried: there are at most a few classes).
     """
     if objective is Objective.COST:
-        unpriced = [offer.hardware for offer in offers if offer.price_per_hour is None]
-        if unpriced:
-            variables = ", ".join(f"FARM_COST_PER_HOUR_{hw.upper()}" for hw in unpriced)
-            raise UsageError(f"--objective cost needs a price for every class of --hw: set {variables}")
+        refuse_unpriced({offer.hardware: offer.price_per_hour for offer in offers})
     unmeasured = [offer.hardware for offer in offers if offer.rows_per_s <= 0]
     if unmeasured and objective is Objective.TIME and deadline_s is None:  # nothing to estimate for
         return Plan([offer.hardware for offer in offers], None, None, {})
@@ -90,6 +87,14 @@ def plan_classes(
     best = min(in_time, key=lambda plan: (plan.cost or 0.0, _seconds(plan)))
     left_out = {o.hardware: _why_left_out(o, best, rows) for o in offers if o.hardware not in best.classes}
     return Plan(best.classes, best.seconds, best.cost, left_out)
+
+
+def refuse_unpriced(prices: dict[str, float | None]) -> None:
+    """``--objective cost`` weighs every class named by its price: each must have one."""
+    unpriced = [hardware for hardware, price in prices.items() if price is None]
+    if unpriced:
+        variables = ", ".join(f"FARM_COST_PER_HOUR_{hw.upper()}" for hw in unpriced)
+        raise UsageError(f"--objective cost needs a price for every class of --hw: set {variables}")
 
 
 def _subsets(offers: list[ClassOffer], objective: Objective) -> list[tuple[ClassOffer, ...]]:

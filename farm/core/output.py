@@ -22,8 +22,10 @@ from typing import Any
 
 from farm.core.artifacts import fsync_file, is_url, object_filesystem, object_store_errors
 from farm.core.errors import FarmError, NotFoundError, UsageError, first_line
+from farm.core.settings import FarmSettings
 
 ROW_COLUMN = "row"  # the input row number of each output row
+PROBE = ".farm-probe-"  # a test object written and removed at submit: never counted as content
 MANIFEST = "_manifest.json"
 OWNER = "_farm_job.json"
 
@@ -46,17 +48,30 @@ def is_ours(name: str) -> bool:
     )
 
 
+OBJECT_STORES = ("s3://",)  # the object stores a scoring job's output is tested on
+
+
+def scoring_output(settings: FarmSettings, location: str) -> ScoringOutput:
+    """A scoring job's output on this host: parts bound for an object store are staged (and
+    fetched back) in this host's cache folder."""
+    return open_output(location, settings.cache_dir / "parts")
+
+
 def open_output(location: str, scratch: Path) -> ScoringOutput:
     """The output at ``location`` (a folder, ``file://`` URL or object store URL). ``scratch`` is
     a folder of this host's where attempts write their parts before publishing them to an object
     store (a folder output keeps them beside the parts)."""
-    if is_url(location) and not location.startswith("file://"):
+    if location.startswith(OBJECT_STORES):
         return ObjectOutput(location.rstrip("/"), scratch)
+    if is_url(location) and not location.startswith("file://"):
+        known = ", ".join(f"{scheme}bucket/prefix" for scheme in OBJECT_STORES)
+        raise UsageError(f"--out {location}: write to a folder or an object store ({known})")
     return FolderOutput(Path(location.removeprefix("file://")).expanduser().absolute())
 
 
 class ScoringOutput(ABC):
     location: str  # as InferOptions.out stores it
+    poll_s = 0.05  # how often a reader waiting for the manifest looks again
 
     @abstractmethod
     def refuse_unusable(self, overwrite: bool) -> None:
@@ -72,8 +87,9 @@ class ScoringOutput(ABC):
         """The job whose output this is; None when no job has claimed it."""
 
     @abstractmethod
-    def staging(self, index: int, lease: str) -> Path:
-        """Where one attempt writes its part, on this host, before publishing it."""
+    def staging(self, job_id: str, index: int, lease: str) -> Path:
+        """Where one attempt writes its part, on this host, before publishing it. Named by the job
+        too: after `--overwrite` two jobs' attempts may share the place."""
 
     @abstractmethod
     def publish(self, staged: Path, index: int) -> None:
@@ -101,14 +117,14 @@ class ScoringOutput(ABC):
             ) from exc
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """The output's table of contents, once every shard is done; attempts that died leave their
-        temporary parts behind on their host, and this one's are cleared away."""
+        """The output's table of contents, once every shard is done; attempts of the job that died
+        leave their temporary parts behind on their host, and this one's are cleared away."""
         self._write_manifest_text(json.dumps(manifest, indent=1))
-        self.remove_dead_attempts()
+        self.remove_dead_attempts(str(manifest["job"]))
 
     @abstractmethod
-    def remove_dead_attempts(self, index: int | None = None, keep: Path | None = None) -> None:
-        """Temporary parts of this host's earlier attempts (of part ``index``, or every part)."""
+    def remove_dead_attempts(self, job_id: str, index: int | None = None, keep: Path | None = None) -> None:
+        """Temporary parts of the job's earlier attempts on this host (of part ``index``, or all)."""
 
     def refuse_others_output(self, overwrite: bool, foreign: list[str]) -> None:
         """What a folder and a prefix refuse alike, given what is in it that no job wrote."""
@@ -155,8 +171,8 @@ class FolderOutput(ScoringOutput):
         mark = self.folder / OWNER
         return _job_named_in(mark.read_text()) if mark.exists() else None
 
-    def staging(self, index: int, lease: str) -> Path:
-        return self.folder / f".{part_name(index)}.{lease}.tmp"
+    def staging(self, job_id: str, index: int, lease: str) -> Path:
+        return self.folder / _temporary_name(job_id, index, lease)
 
     def publish(self, staged: Path, index: int) -> None:
         final = self.folder / part_name(index)
@@ -183,8 +199,8 @@ class FolderOutput(ScoringOutput):
         fsync_file(temporary)
         os.replace(temporary, self.folder / MANIFEST)
 
-    def remove_dead_attempts(self, index: int | None = None, keep: Path | None = None) -> None:
-        _remove_temporaries(self.folder, index, keep)
+    def remove_dead_attempts(self, job_id: str, index: int | None = None, keep: Path | None = None) -> None:
+        _remove_temporaries(self.folder, job_id, index, keep)
 
 
 class ObjectOutput(ScoringOutput):
@@ -193,10 +209,12 @@ class ObjectOutput(ScoringOutput):
     Attempts stage their parts in this host's ``scratch`` folder; nothing temporary is ever
     written to the store, so a dead attempt leaves nothing there to clean."""
 
+    poll_s = 0.5  # each look is a request to the store
+
     def __init__(self, url: str, scratch: Path) -> None:
         self.location = url
         self.fs, self.root = object_filesystem(url, "--out")
-        # One scratch folder per output: attempts of two jobs never meet there.
+        # One scratch folder per output; the names in it carry the job and the attempt's lease.
         self.scratch = scratch / hashlib.sha256(url.encode()).hexdigest()[:16]
 
     def _key(self, name: str) -> str:
@@ -211,16 +229,18 @@ class ObjectOutput(ScoringOutput):
 
     def refuse_unusable(self, overwrite: bool) -> None:
         with self._errors("the prefix"):
-            names = self._names()
+            names = [name for name in self._names() if not name.startswith(PROBE)]
         if names:
             self.refuse_others_output(overwrite, [name for name in names if not is_ours(name)])
-        probe = self._key(f".farm-probe-{uuid.uuid4().hex}.tmp")
+        probe = self._key(f"{PROBE}{uuid.uuid4().hex}.tmp")
         with self._errors("a test object"):
             try:  # a real write: a missing bucket or a read-only credential refuses now, not on a worker
                 self.fs.pipe_file(probe, b"")
-                self.fs.rm_file(probe)
-            except (FileNotFoundError, PermissionError) as exc:
+            except FileNotFoundError as exc:
                 raise UsageError(f"--out {self.location}: not writable ({first_line(exc)})") from exc
+            finally:
+                with contextlib.suppress(OSError):
+                    self.fs.rm_file(probe)
 
     def claim(self, job_id: str) -> None:
         with self._errors("the prefix"):
@@ -236,12 +256,14 @@ class ObjectOutput(ScoringOutput):
                 return None
             return _job_named_in(bytes(self.fs.cat_file(self._key(OWNER))).decode())
 
-    def staging(self, index: int, lease: str) -> Path:
+    def staging(self, job_id: str, index: int, lease: str) -> Path:
         self.scratch.mkdir(parents=True, exist_ok=True)
-        return self.scratch / f".{part_name(index)}.{lease}.tmp"
+        return self.scratch / _temporary_name(job_id, index, lease)
 
     def publish(self, staged: Path, index: int) -> None:
         key = self._key(part_name(index))
+        if not staged.is_file():
+            raise FarmError(f"{staged.name} was removed from {self.scratch} before it could be published")
         with self._errors(part_name(index)):
             self.fs.put_file(str(staged), key)  # one PUT under the final key
             self.fs.invalidate_cache()
@@ -270,8 +292,8 @@ class ObjectOutput(ScoringOutput):
         with self._errors(MANIFEST):
             self.fs.pipe_file(self._key(MANIFEST), text.encode())
 
-    def remove_dead_attempts(self, index: int | None = None, keep: Path | None = None) -> None:
-        _remove_temporaries(self.scratch, index, keep)
+    def remove_dead_attempts(self, job_id: str, index: int | None = None, keep: Path | None = None) -> None:
+        _remove_temporaries(self.scratch, job_id, index, keep)
 
     def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
         return object_store_errors("output store", self.location, what, f"{what} is not in {self.location}")
@@ -284,8 +306,12 @@ def _job_named_in(owner_mark: str) -> str:
         return "?"  # a mark damaged by hand: still a farm output, of no job known
 
 
-def _remove_temporaries(folder: Path, index: int | None, keep: Path | None) -> None:
-    pattern = f".{part_name(index)}.*.tmp" if index is not None else ".part-*.tmp"
+def _temporary_name(job_id: str, index: int, lease: str) -> str:
+    return f".{part_name(index)}.{job_id}.{lease}.tmp"
+
+
+def _remove_temporaries(folder: Path, job_id: str, index: int | None, keep: Path | None) -> None:
+    pattern = f".{part_name(index) if index is not None else 'part-*'}.{job_id}.*.tmp"
     if folder.is_dir():
         for leftover in folder.glob(pattern):
             if leftover != keep:

@@ -6,6 +6,7 @@ Read from ``FARM_*`` environment variables, then an optional ``farm.toml`` (path
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -120,8 +121,8 @@ class FarmSettings(BaseSettings):
             if hardware not in hardware_classes():
                 known = ", ".join(hardware_classes())
                 raise ValueError(f"{PRICE_PREFIX}{hardware.upper()}: not a hardware class (known: {known})")
-            if price < 0:
-                raise ValueError(f"{PRICE_PREFIX}{hardware.upper()}: a price cannot be negative")
+            if not math.isfinite(price) or price < 0:
+                raise ValueError(f"{PRICE_PREFIX}{hardware.upper()}: {price} is not a price")
         return prices
 
     @model_validator(mode="after")

@@ -340,6 +340,10 @@ def test_bad_scoring_input_is_one_line_and_queues_nothing(
         ((job_id, data, *keep, "--hw", "arm"), 2, "has no verified arm variant"),
         ((job_id, data, *keep, "--precision", "int8"), 2, "has no verified int8 cpu variant"),
         ((job_id, data, *keep, "--hw", "tpu"), 2, "unknown hardware class 'tpu'"),
+        ((job_id, data, *keep, "--objective", "fast"), 2, "--objective fast: not one of time, cost"),
+        ((job_id, data, *keep, "--objective", "cost"), 2, "set FARM_COST_PER_HOUR_CPU"),
+        ((job_id, data, *keep, "--deadline", "0"), 2, "--deadline 0: give the seconds the job may take"),
+        ((job_id, data, *keep, "--out", "memory://scores"), 2, "write to a folder or an object store (s3://"),
     ]
     with session_scope(farm.settings.database_url) as session:
         jobs_before = len(session.exec(select(Job)).all())

@@ -71,3 +71,18 @@ def test_a_class_without_a_price_has_no_cost_and_neither_has_the_job() -> None:
     progress = infer_progress(shards, {"gpu": 2.50})
     assert [c.cost is None for c in progress.classes] == [True, False] and progress.cost is None
     assert infer_progress(shards).cost is None  # no prices at all
+
+
+def test_a_retry_long_after_counts_the_hours_worked_not_the_hours_between() -> None:
+    shards = [
+        _shard(0, "done", "cpu", 100, (0, 600)),
+        _shard(1, "done", "cpu", 100, (630, 1200)),  # 30 s idle between: still held
+        _shard(2, "done", "cpu", 100, (7200, 7800)),  # `farm retry` an hour and a half later
+        _shard(3, "pending", "cpu", ran=(0, 10)),  # reopened and waiting: its old run says nothing now
+    ]
+    shards[3].finished_at = None
+    for shard in shards:
+        shard.worker = "a"
+    progress = infer_progress(shards, {"cpu": 3.6}, now=T0 + timedelta(hours=3))
+    assert progress.classes[0].machine_s == 1200.0 + 600.0
+    assert progress.classes[0].cost == pytest.approx(3.6 * 1800 / 3600)

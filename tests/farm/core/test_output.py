@@ -13,6 +13,7 @@ from farm.core.errors import NotFoundError, ServiceUnavailableError, UsageError
 from farm.core.output import (
     MANIFEST,
     OWNER,
+    PROBE,
     FolderOutput,
     ObjectOutput,
     ScoringOutput,
@@ -44,7 +45,7 @@ def test_a_part_is_staged_on_this_host_and_published_whole_under_its_final_name(
     output.refuse_unusable(overwrite=False)  # empty: usable
     output.claim("job-a")
     assert output.owner() == "job-a" and _names(output) == {OWNER}
-    staged = output.staging(3, "lease-1")
+    staged = output.staging("job-a", 3, "lease-1")
     staged.write_bytes(b"scores")
     output.publish(staged, 3)
     assert not staged.exists() and _names(output) == {OWNER, part_name(3)}
@@ -53,11 +54,16 @@ def test_a_part_is_staged_on_this_host_and_published_whole_under_its_final_name(
     assert output.fetch_part(3, fetched).read_bytes() == b"scores"
     with pytest.raises(NotFoundError, match="has not finished every shard"):
         output.read_manifest()
-    dead = output.staging(4, "lease-of-a-killed-attempt")
+    dead = output.staging("job-a", 4, "lease-of-a-killed-attempt")
     dead.write_bytes(b"half")
+    # Another job's attempt staged at the same place (a lane of a job that took the output over,
+    # or of the one it was taken from): not the manifest writer's to clear.
+    others = output.staging("job-b", 4, "its-lease")
+    others.write_bytes(b"b's part")
     output.write_manifest({"job": "job-a", "rows": 1})
     assert output.has_manifest() and output.read_manifest() == {"job": "job-a", "rows": 1}
-    assert not dead.exists()  # the manifest clears away what dead attempts left on this host
+    assert not dead.exists() and others.exists()  # the job's dead attempts on this host go, only they
+    others.unlink()
     assert _names(output) == {OWNER, part_name(3), MANIFEST}
 
 
@@ -65,7 +71,7 @@ def test_another_jobs_output_is_replaced_only_when_asked_and_foreign_files_never
     output: ScoringOutput,
 ) -> None:
     output.claim("job-a")
-    staged = output.staging(0, "l")
+    staged = output.staging("job-a", 0, "l")
     staged.write_bytes(b"a's scores")
     output.publish(staged, 0)
     with pytest.raises(UsageError, match=r"holds the output of job job-a; --overwrite replaces it$"):
@@ -99,3 +105,17 @@ def test_an_unreachable_store_is_unavailable_not_the_users_fault(
     with pytest.raises(ServiceUnavailableError, match="output store s3://bucket/out failed") as raised:
         output.owner()
     assert raised.value.service == "output store" and raised.value.retryable
+
+
+def test_a_probe_left_by_an_interrupted_submit_does_not_make_the_prefix_foreign(
+    aws_env: S3Server, tmp_path: Path
+) -> None:
+    output = open_output(aws_env.url(f"out-{uuid.uuid4().hex[:8]}"), tmp_path)
+    assert isinstance(output, ObjectOutput)
+    output.fs.pipe_file(f"{output.root}/{PROBE}0123.tmp", b"")  # a submit killed between put and remove
+    output.refuse_unusable(overwrite=False)
+
+
+def test_an_object_store_farm_has_not_been_tested_on_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"--out memory://x: write to a folder or an object store \(s3://"):
+        open_output("memory://x", tmp_path)

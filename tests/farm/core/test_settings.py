@@ -68,7 +68,9 @@ def test_a_price_in_farm_toml_is_a_table(tmp_path: Path) -> None:
     ("name", "value", "message"),
     [
         ("FARM_COST_PER_HOUR_TPU", "1", "FARM_COST_PER_HOUR_TPU: not a hardware class (known: arm, cpu"),
-        ("FARM_COST_PER_HOUR_GPU", "-1", "FARM_COST_PER_HOUR_GPU: a price cannot be negative"),
+        ("FARM_COST_PER_HOUR_GPU", "-1", "FARM_COST_PER_HOUR_GPU: -1.0 is not a price"),
+        ("FARM_COST_PER_HOUR_GPU", "nan", "FARM_COST_PER_HOUR_GPU: nan is not a price"),
+        ("FARM_COST_PER_HOUR_GPU", "inf", "FARM_COST_PER_HOUR_GPU: inf is not a price"),
         ("FARM_COST_PER_HOUR_GPU", "$2", "FARM_COST_PER_HOUR_GPU: Input should be a valid number"),
         ("FARM_WORKER_CONCURRENCY", "many", "FARM_WORKER_CONCURRENCY: Input should be a valid integer"),
     ],
