@@ -77,6 +77,8 @@ bench-scoring: $(VENV)/.installed-test
 refusals-table: $(VENV)/.installed-test
 	FARM_WRITE_REFUSALS=1 $(BIN)/pytest -q tests/farm/cli/test_errors.py \
 		tests/integration/test_infer.py::test_bad_scoring_input_is_one_line_and_queues_nothing \
+		tests/farm/client/test_export.py::test_a_folder_that_is_not_empty_and_an_unknown_format_are_refused \
+		tests/farm/client/test_export.py::test_unfinished_scoring_and_unverified_jobs_are_refused \
 		tests/integration/test_monitor.py::test_farm_workers_names_an_unreachable_broker_in_one_line \
 		tests/integration/test_monitor.py::test_flower_refuses_to_serve_the_fleet_unprotected
 
