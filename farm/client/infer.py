@@ -20,6 +20,7 @@ from db import shards, store
 from db.engine import ensure_schema, session_scope
 from db.models import Job, ShardState, TaskKind, TaskState, Variant
 from farm.client.cluster import require_broker
+from farm.core.artifacts import copy_atomically, sha256_of
 from farm.core.cost import ClassOffer, Objective, Plan, plan_classes, refuse_unpriced
 from farm.core.dataset import Dataset, map_inputs, open_dataset
 from farm.core.errors import (
@@ -193,8 +194,6 @@ def _conversion_job(
         if job is None:
             raise NotFoundError(f"{source}: neither a model file nor a job id (see `farm jobs`)")
         return source
-    from farm.core.artifacts import sha256_of
-
     sha256 = sha256_of(path)
     with session_scope(settings.database_url) as session:
         for job in store.jobs_of_model(session, sha256, TaskKind.CONVERT.value):
@@ -378,8 +377,6 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
     Parquet file (written beside ``target``, then renamed). Returns the rows written."""
     import pyarrow.parquet as pq
 
-    from farm.core.artifacts import copy_atomically
-
     ensure_schema(settings.database_url)
     with session_scope(settings.database_url) as session:
         job = _infer_job(session, job_id)
@@ -412,8 +409,6 @@ def merge_result(settings: FarmSettings, job_id: str, target: Path) -> int:
 
 
 def _checked_part(out: ScoringOutput, index: int, sha256: str | None, scratch: Path) -> Path:
-    from farm.core.artifacts import sha256_of
-
     try:
         part = out.fetch_part(index, scratch)
     except InfrastructureError:

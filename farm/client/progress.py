@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from db.models import Shard, ShardState, utcnow
-from farm.core.cost import cost_of_hours
+from farm.core.cost import cost_of_hours, total_cost
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,7 @@ class InferProgress:
     @property
     def cost(self) -> float | None:
         """So far, or in all once the job has ended; None unless every class that worked has a price."""
-        costs = [share.cost for share in self.classes]
-        return None if not costs or None in costs else sum(c for c in costs if c is not None)
+        return total_cost([share.cost for share in self.classes])
 
 
 def infer_progress(

@@ -177,15 +177,20 @@ class ObjectStore(ArtifactStore):
                     self.fs.get_file(name, str(target / relative))
 
     def _is_file(self, remote: str) -> bool:
-        # Not fs.isfile: it answers False when the store cannot be reached at all.
-        try:
-            return bool(self.fs.info(remote)["type"] == "file")
-        except FileNotFoundError:
-            return False
+        return object_is_file(self.fs, remote)
 
     def _errors(self, key: str) -> contextlib.AbstractContextManager[None]:
         missing = f"artifact {key} is not in {self.location}"
         return object_store_errors("artifact store", self.location, key, missing)
+
+
+def object_is_file(fs: Any, remote: str) -> bool:
+    """Whether an object store holds a file under ``remote``. Not fs.isfile: it answers False when
+    the store cannot be reached at all, where this raises (object_store_errors says what)."""
+    try:
+        return bool(fs.info(remote)["type"] == "file")
+    except FileNotFoundError:
+        return False
 
 
 @contextlib.contextmanager

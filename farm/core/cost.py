@@ -33,6 +33,13 @@ def cost_of_hours(price_per_hour: float | None, seconds: float) -> float | None:
     return None if price_per_hour is None else price_per_hour * seconds / SECONDS_PER_HOUR
 
 
+def total_cost(costs: list[float | None]) -> float | None:
+    """The sum, known only when every part of it is (and there is one)."""
+    if not costs or None in costs:
+        return None
+    return sum(cost for cost in costs if cost is not None)
+
+
 @dataclass(frozen=True)
 class ClassOffer:
     """One hardware class as a scoring job could use it: its serving variant's measured speed."""
@@ -105,8 +112,7 @@ def _subsets(offers: list[ClassOffer], objective: Objective) -> list[tuple[Class
 
 def _estimate(chosen: list[ClassOffer], rows: int) -> Plan:
     seconds = rows / sum(offer.rows_per_s for offer in chosen)
-    costs = [cost_of_hours(offer.price_per_hour, seconds) for offer in chosen]
-    cost = None if None in costs else sum(c for c in costs if c is not None)
+    cost = total_cost([cost_of_hours(offer.price_per_hour, seconds) for offer in chosen])
     return Plan([offer.hardware for offer in chosen], seconds, cost, {})
 
 

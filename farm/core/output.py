@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from farm.core.artifacts import fsync_file, is_url, object_filesystem, object_store_errors
+from farm.core.artifacts import fsync_file, is_url, object_filesystem, object_is_file, object_store_errors
 from farm.core.errors import FarmError, NotFoundError, UsageError, first_line
 from farm.core.settings import FarmSettings
 
@@ -128,13 +128,13 @@ class ScoringOutput(ABC):
 
     def refuse_others_output(self, overwrite: bool, foreign: list[str]) -> None:
         """What a folder and a prefix refuse alike, given what is in it that no job wrote."""
-        if foreign or self.owner() is None:
+        owner = self.owner()
+        if foreign or owner is None:
             listed = ", ".join(foreign[:3]) or "no owner"
             raise UsageError(f"--out {self.location}: holds files not from farm ({listed})")
         if not overwrite:
-            raise UsageError(
-                f"--out {self.location}: holds the output of job {self.owner()}; --overwrite replaces it"
-            )
+            taken = f"--out {self.location}: holds the output of job {owner}; --overwrite replaces it"
+            raise UsageError(taken)
 
 
 class FolderOutput(ScoringOutput):
@@ -220,6 +220,10 @@ class ObjectOutput(ScoringOutput):
     def _key(self, name: str) -> str:
         return f"{self.root}/{name}"
 
+    def _is_file(self, name: str) -> bool:
+        self.fs.invalidate_cache()  # another host may have written or removed it since
+        return object_is_file(self.fs, self._key(name))
+
     def _names(self) -> list[str]:
         self.fs.invalidate_cache()  # another host may have written since this process listed
         try:
@@ -251,8 +255,7 @@ class ObjectOutput(ScoringOutput):
 
     def owner(self) -> str | None:
         with self._errors(OWNER):
-            self.fs.invalidate_cache()
-            if not self.fs.exists(self._key(OWNER)):
+            if not self._is_file(OWNER):
                 return None
             return _job_named_in(bytes(self.fs.cat_file(self._key(OWNER))).decode())
 
@@ -266,8 +269,7 @@ class ObjectOutput(ScoringOutput):
             raise FarmError(f"{staged.name} was removed from {self.scratch} before it could be published")
         with self._errors(part_name(index)):
             self.fs.put_file(str(staged), key)  # one PUT under the final key
-            self.fs.invalidate_cache()
-            if not self.fs.exists(key):
+            if not self._is_file(part_name(index)):
                 raise FarmError(f"{part_name(index)} was gone from {self.location} right after it was put")
         staged.unlink(missing_ok=True)
 
@@ -279,8 +281,7 @@ class ObjectOutput(ScoringOutput):
 
     def has_manifest(self) -> bool:
         with self._errors(MANIFEST):
-            self.fs.invalidate_cache()
-            return bool(self.fs.exists(self._key(MANIFEST)))
+            return self._is_file(MANIFEST)
 
     def _read_manifest_text(self) -> str:
         if not self.has_manifest():

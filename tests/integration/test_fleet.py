@@ -21,13 +21,11 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_worker_on_another_host_converts_and_scores_through_the_object_store(
-    postgres_farm: Farm, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_farm: Farm, aws_env: S3Server, tmp_path: Path
 ) -> None:
     farm = postgres_farm  # the database a fleet shares
-    root = s3_server.url(f"fleet-{uuid.uuid4().hex[:8]}")
-    farm.env.update(s3_server.env, FARM_ARTIFACT_ROOT=root)
-    for name, value in s3_server.env.items():  # this test process reads the store too
-        monkeypatch.setenv(name, value)
+    root = aws_env.url(f"fleet-{uuid.uuid4().hex[:8]}")  # aws_env: this test process reads the store too
+    farm.env.update(aws_env.env, FARM_ARTIFACT_ROOT=root)
     farm.settings.artifact_root = root
     worker_home = tmp_path / "worker-host"
     farm.start_worker("cpu", env={**farm.env, "FARM_HOME": str(worker_home)})

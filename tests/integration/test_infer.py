@@ -156,17 +156,15 @@ def test_every_row_is_scored_once_as_onnxruntime_scores_it(
 
 
 def test_a_worker_killed_mid_shard_loses_and_duplicates_nothing(
-    farm: Farm, mlp: Path, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    farm: Farm, mlp: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """On SQLite into a folder; on PostgreSQL, as a fleet runs, into an S3 bucket (a real server):
     there each part is one PUT by the attempt holding the shard's lease, the manifest last."""
     out: Path | str = tmp_path / "out"
     if farm.settings.database_url.startswith("postgresql"):
-        s3: S3Server = request.getfixturevalue("s3_server")
+        s3: S3Server = request.getfixturevalue("aws_env")  # this test process reads the bucket too
         out = s3.url(f"scores-{uuid.uuid4().hex[:8]}")
         farm.env.update(s3.env)
-        for name, value in s3.env.items():  # this test process reads the bucket too
-            monkeypatch.setenv(name, value)
     worker, job_id, data = slow_job(farm, mlp, tmp_path, shard_rows=20_000, out=out)
     wait_for_a_shard(farm, job_id, ShardState.RUNNING)
     time.sleep(0.3)  # well inside the shard: it takes seconds at batch 16
